@@ -1,0 +1,40 @@
+"""digits-cnn trainer: a small CNN on 8x8 handwritten digits (scikit-learn's bundled set)."""
+from __future__ import annotations
+
+import sys
+
+from steps.training.runtime import run_trainer
+
+DEFAULT_HYPERPARAMETERS = {"channels": 16, "hidden": 64}
+
+
+class DigitsCNN:
+    name = "digits-cnn"
+    schema_name = "digits"
+
+    def featurize(self, frame, hyperparameters):
+        import torch
+
+        pixels = frame[[f"p{i}" for i in range(64)]].astype("float32").to_numpy() / 16.0
+        return torch.from_numpy(pixels).reshape(-1, 1, 8, 8)
+
+    def build_model(self, hyperparameters, n_classes):
+        from torch import nn
+
+        channels = int(hyperparameters.get("channels", DEFAULT_HYPERPARAMETERS["channels"]))
+        hidden = int(hyperparameters.get("hidden", DEFAULT_HYPERPARAMETERS["hidden"]))
+        return nn.Sequential(
+            nn.Conv2d(1, channels, kernel_size=3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(channels, 2 * channels, kernel_size=3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(2 * channels * 4 * 4, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, n_classes),
+        )
+
+
+if __name__ == "__main__":
+    sys.exit(run_trainer(DigitsCNN()))

@@ -1,0 +1,38 @@
+"""What a task needs from its surroundings: settings, store, catalog and run identity."""
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from steps.catalog import Catalog
+from steps.store import ArtifactStore, StoreSettings, open_store
+from trainyard.settings import Settings
+
+
+def load_settings() -> Settings:
+    settings = Settings.load()
+    from operators.connections import store_settings_from_connection
+
+    store = store_settings_from_connection(settings.store)
+    if store is not settings.store:
+        from dataclasses import replace
+
+        settings = replace(settings, store=store)
+    return settings
+
+
+def open_artifact_store(settings: Settings) -> ArtifactStore:
+    return open_store(settings.store)
+
+
+def load_catalog(settings: Settings, store: ArtifactStore | None = None) -> Catalog:
+    return Catalog.load(settings.datasets_catalog, settings.algorithms_catalog, store)
+
+
+def run_identity(context: dict[str, Any]) -> tuple[str, str, date | None]:
+    logical: datetime | None = context.get("logical_date")
+    return context["dag"].dag_id, context["run_id"], logical.date() if logical else None
+
+
+def store_settings(settings: Settings) -> StoreSettings:
+    return settings.store

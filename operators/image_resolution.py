@@ -1,0 +1,19 @@
+"""Hand plan_run a digest resolver for executors that run real images (once per run)."""
+from __future__ import annotations
+
+from typing import Callable
+
+from trainyard.settings import Settings
+
+
+def resolver_for(settings: Settings) -> Callable[[str], str] | None:
+    if settings.executor == "subprocess":
+        return None
+    from steps.image_digest import require_digest, resolve_digest
+
+    def resolve(reference: str) -> str:
+        # Production refuses a mutable tag outright; elsewhere the tag is pinned here, once.
+        require_digest(reference, settings.production)
+        return resolve_digest(reference, insecure=settings.registry_insecure).digest
+
+    return resolve

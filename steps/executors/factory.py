@@ -1,0 +1,18 @@
+"""Pick the local executor a deployment configured (Kubernetes runs through its operator)."""
+from __future__ import annotations
+
+from steps.executors.base import TrainerExecutor
+
+
+def make_executor(kind: str, **options) -> TrainerExecutor:
+    if kind == "subprocess":
+        from steps.executors.subprocess_executor import SubprocessExecutor
+
+        return SubprocessExecutor()
+    if kind == "container":
+        from steps.executors.container_executor import ContainerExecutor
+
+        return ContainerExecutor(**options)
+    if kind == "kubernetes":
+        raise ValueError("the kubernetes executor runs as a KubernetesPodOperator task, not in-process")
+    raise ValueError(f"executor {kind!r} is unknown; use subprocess, container or kubernetes")

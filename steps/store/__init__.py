@@ -1,0 +1,28 @@
+"""The one storage interface every step and trainer reads and writes through."""
+from steps.store.base import ArtifactStore, StoredObject
+from steps.store.errors import (
+    IntegrityError,
+    ObjectExists,
+    ObjectNotFound,
+    StoreAuthError,
+    StoreError,
+    StoreUnavailable,
+)
+from steps.store.keys import AREAS, validate_key, validate_name
+from steps.store.factory import StoreSettings, open_store
+
+__all__ = [
+    "AREAS",
+    "ArtifactStore",
+    "IntegrityError",
+    "ObjectExists",
+    "ObjectNotFound",
+    "StoreAuthError",
+    "StoreError",
+    "StoreSettings",
+    "StoreUnavailable",
+    "StoredObject",
+    "open_store",
+    "validate_key",
+    "validate_name",
+]

@@ -1,0 +1,25 @@
+"""Errors a store raises; messages name the key, never credentials."""
+
+
+class StoreError(Exception):
+    """Base for every storage failure."""
+
+
+class ObjectNotFound(StoreError):
+    pass
+
+
+class ObjectExists(StoreError):
+    """A create-only write found the key already present (nothing was overwritten)."""
+
+
+class IntegrityError(StoreError):
+    """Stored bytes do not match the sha256 recorded when they were written."""
+
+
+class StoreUnavailable(StoreError):
+    """The backend could not be reached after bounded retries."""
+
+
+class StoreAuthError(StoreError):
+    """The backend refused the credentials or the operation."""

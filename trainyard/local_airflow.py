@@ -1,0 +1,72 @@
+"""Run a project DAG in-process with `dag.test()` on an embedded SQLite Airflow."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from steps.catalog import PROJECT_ROOT
+from steps.store.factory import trainyard_home
+
+DAGS_FOLDER = PROJECT_ROOT / "dags"
+
+
+def configure_airflow_env() -> Path:
+    """Point Airflow at an embedded home (SQLite) unless the user configured one."""
+    home = Path(os.environ.setdefault("AIRFLOW_HOME", str(trainyard_home() / "airflow")))
+    os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+    os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(DAGS_FOLDER))
+    os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
+    home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
+def ensure_airflow_db() -> None:
+    home = configure_airflow_env()
+    marker = home / ".trainyard-db-ready"
+    if marker.exists():
+        return
+    airflow = Path(sys.executable).with_name("airflow")
+    proc = subprocess.run([str(airflow), "db", "migrate"], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError("airflow db migrate failed:\n" + "\n".join(proc.stderr.splitlines()[-15:]))
+    marker.write_text("ok\n")
+
+
+def load_dag(dag_id: str):
+    path = DAGS_FOLDER / f"{dag_id}.py"
+    if not path.is_file():
+        raise LookupError(f"no DAG file {path}")
+    spec = importlib.util.spec_from_file_location(f"trainyard_dag_{dag_id}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for value in vars(module).values():
+        if getattr(value, "dag_id", None) == dag_id:
+            return value
+    raise LookupError(f"{path} defines no DAG {dag_id!r}")
+
+
+@dataclass(frozen=True)
+class LocalRun:
+    dag_id: str
+    run_id: str
+    state: str
+    wall_time_s: float
+    failed_tasks: list[str]
+
+
+def run_dag(dag_id: str, conf: dict, logical_date=None) -> LocalRun:
+    ensure_airflow_db()
+    dag = load_dag(dag_id)
+    started = time.perf_counter()
+    kwargs = {"run_conf": conf}
+    if logical_date is not None:
+        kwargs["logical_date"] = logical_date
+    dagrun = dag.test(**kwargs)
+    wall = time.perf_counter() - started
+    failed = [ti.task_id for ti in dagrun.get_task_instances() if str(ti.state).endswith("failed")]
+    return LocalRun(dag_id, dagrun.run_id, str(dagrun.state).split(".")[-1].lower(), wall, failed)
