@@ -17,3 +17,19 @@ def resolver_for(settings: Settings) -> Callable[[str], str] | None:
         return resolve_digest(reference, insecure=settings.registry_insecure).digest
 
     return resolve
+
+
+def digest_checker_for(settings: Settings) -> Callable[[str], bool] | None:
+    """Whether a pinned digest still exists in its registry (exact replays check this)."""
+    if settings.executor == "subprocess":
+        return None
+    from steps.image_digest import ManifestNotFound, resolve_digest_by_head
+
+    def exists(pinned_reference: str) -> bool:
+        try:
+            resolve_digest_by_head(pinned_reference, insecure=settings.registry_insecure)
+        except ManifestNotFound:
+            return False
+        return True
+
+    return exists

@@ -34,10 +34,10 @@ def training_params() -> dict[str, Param]:
             "", type="string", title="Model name", pattern=r"^([a-z0-9][a-z0-9._-]{0,62})?$",
             description="Registry name of the model; empty means <dataset>-<algorithm>.",
         ),
-        "epochs": Param(6, type="integer", title="Epochs", description="Passes over the training split.", **BOUNDS["epochs"]),
+        "epochs": Param(8, type="integer", title="Epochs", description="Passes over the training split.", **BOUNDS["epochs"]),
         "learning_rate": Param(
-            0.005, type="number", title="Learning rate", description="Adam step size; must be > 0.", **BOUNDS["learning_rate"]
+            0.01, type="number", title="Learning rate", description="Adam step size; must be > 0.", **BOUNDS["learning_rate"]
         ),
-        "batch_size": Param(64, type="integer", title="Batch size", description="Examples per step.", **BOUNDS["batch_size"]),
+        "batch_size": Param(32, type="integer", title="Batch size", description="Examples per step.", **BOUNDS["batch_size"]),
         "seed": Param(42, type="integer", title="Seed", description="Seeds torch, numpy, random and data order.", **BOUNDS["seed"]),
     }

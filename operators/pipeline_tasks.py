@@ -10,13 +10,18 @@ from airflow.sdk import task
 @task(task_id="plan")
 def plan_task(**context: Any) -> dict:
     from operators.context import load_catalog, load_settings, open_artifact_store, run_identity
-    from operators.image_resolution import resolver_for
+    from operators.image_resolution import digest_checker_for, resolver_for
+    from operators.run_kind import is_backfill, triggering_dataset_hash
     from steps.plan import parse_request, plan_run
+    from steps.replay import backfill_plan
 
     settings = load_settings()
     store = open_artifact_store(settings)
     dag_id, run_id, logical_date = run_identity(context)
-    request = parse_request({k: v for k, v in context["params"].items() if v is not None})
+    params = {k: v for k, v in context["params"].items() if v is not None}
+    replay = params.pop("replay", "exact")
+    backfill = is_backfill(context)
+    request = parse_request({**params, "promote": not backfill})
     plan = plan_run(
         request,
         load_catalog(settings, store),
@@ -29,6 +34,12 @@ def plan_task(**context: Any) -> dict:
         num_threads=settings.num_threads,
         image_resolver=resolver_for(settings),
     )
+    if backfill and logical_date is not None:
+        plan = backfill_plan(store, plan, logical_date, replay, digest_exists=digest_checker_for(settings))
+    elif (event_hash := triggering_dataset_hash(context, plan.dataset)) is not None:
+        plan = plan.model_copy(update={"pinned_dataset_hash": event_hash})
+    print(f"plan {plan.run_key}: model {plan.model_name}, trainer {plan.image.pinned_reference}, "
+          f"replay={plan.replay} of {plan.replay_of or '-'}, promote={plan.promote}")
     return plan.model_dump(mode="json")
 
 
@@ -39,11 +50,15 @@ def snapshot_task(plan: dict) -> dict:
 
     from operators.context import load_settings, open_artifact_store
     from steps.plan import RunPlan
-    from steps.snapshot import snapshot_dataset
+    from steps.snapshot import load_snapshot, snapshot_dataset
     from steps.stat_cache import StatCache
 
     run = RunPlan.model_validate(plan)
     settings = load_settings()
+    if run.pinned_dataset_hash:  # a replay or an asset event names the exact snapshot
+        pinned = load_snapshot(open_artifact_store(settings), run.dataset, run.pinned_dataset_hash)
+        print(f"snapshot {run.dataset}@{pinned.dataset_hash} (pinned, verified)")
+        return {"dataset": run.dataset, "dataset_hash": pinned.dataset_hash}
     outcome = snapshot_dataset(
         open_artifact_store(settings),
         run.dataset,
@@ -55,7 +70,7 @@ def snapshot_task(plan: dict) -> dict:
         f"snapshot {run.dataset}@{outcome.snapshot.dataset_hash}: {len(outcome.snapshot.files)} files, "
         f"{outcome.files_hashed} hashed, {outcome.bytes_uploaded} bytes stored"
     )
-    return {"dataset": run.dataset, "dataset_hash": outcome.snapshot.dataset_hash}
+    return {"dataset": run.dataset, "dataset_hash": outcome.snapshot.dataset_hash, "created": outcome.created}
 
 
 @task(task_id="validate")
@@ -112,24 +127,45 @@ def evaluate_task(plan: dict, result: dict) -> dict:
 def register_task(plan: dict, snapshot: dict, validation: dict, result: dict, evaluation: dict) -> dict:
     from operators.context import load_settings, open_artifact_store
     from steps.contract import TrainerResult
-    from steps.manifest import EvaluationRecord
+    from steps.manifest import EvaluationRecord, ReplayRecord
     from steps.plan import RunPlan
     from steps.register import register_model
+    from steps.replay import verify_reproduction
     from steps.snapshot import load_snapshot
 
     store = open_artifact_store(load_settings())
     run = RunPlan.model_validate(plan)
+    trained = TrainerResult.model_validate(result)
+    if run.replay == "exact" and run.replay_of:
+        record = verify_reproduction(store, run, trained.weights_sha256)  # raises with both hashes
+        print(record.message)
+        return {**record.model_dump(mode="json"), "message": record.message}
     registered = register_model(
         store,
         run,
         load_snapshot(store, run.dataset, snapshot["dataset_hash"]),
         validation["report_key"],
         validation["expectations_evaluated"],
-        TrainerResult.model_validate(result),
+        trained,
         EvaluationRecord.model_validate(evaluation),
+        replay=ReplayRecord(mode=run.replay, reproduced_from=run.replay_of) if run.replay_of else None,
+        historical=run.historical,
     )
     print(
         f"registered {registered.model_name}@{registered.version} "
-        f"(champion={registered.champion}) manifest {registered.store_location}/{registered.manifest_key}"
+        f"(champion={registered.champion}, historical={run.historical}) "
+        f"manifest {registered.store_location}/{registered.manifest_key}"
     )
     return registered.model_dump(mode="json")
+
+
+@task(task_id="announce_snapshot")
+def announce_snapshot_task(snapshot: dict, **context: Any) -> dict:
+    """Emit the dataset's asset event (with its hash) only when the snapshot is new."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    if not snapshot.get("created", True):
+        raise AirflowSkipException(f"{snapshot['dataset']}@{snapshot['dataset_hash'][:12]} was already stored")
+    for asset in context["outlets"]:
+        context["outlet_events"][asset].extra = {"dataset_hash": snapshot["dataset_hash"]}
+    return snapshot

@@ -71,6 +71,10 @@ def evaluate_challenger(
     if alias is None:
         champion_metrics, source, promote = None, "none", True
         reason = f"no champion yet; challenger {primary_metric}={challenger_score:.4f}"
+    elif not plan.promote and load_manifest(store, plan.model_name, alias.version).dataset.eval_set_hash != challenger.eval_set_hash:
+        # A run that can never promote does not pay for re-scoring the champion.
+        champion_metrics, source, promote = None, "none", False
+        reason = f"champion v{alias.version} was scored on another eval set; not re-scored for a non-promoting run"
     else:
         champion_metrics, source = champion_metrics_on(store, store_settings, plan, challenger, executor, alias.version)
         champion_score = _metric(champion_metrics, primary_metric)

@@ -154,6 +154,20 @@ def resolve_digest(
     return replace(ref, digest=client.manifest_digest())
 
 
+def resolve_digest_by_head(
+    reference: str | ImageRef,
+    *,
+    credentials: RegistryCredentials | None = None,
+    insecure: bool = False,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> ImageRef:
+    """Ask the registry about a reference even when it is pinned: a replay must know its
+    digest still exists. Raises ManifestNotFound naming the digest when it does not."""
+    ref = reference if isinstance(reference, ImageRef) else parse_image_ref(reference)
+    client = _RegistryClient(ref, credentials, "http" if insecure else "https", timeout_s, None)
+    return replace(ref, digest=client.manifest_digest())
+
+
 class _RegistryClient:
     def __init__(
         self,
@@ -167,7 +181,8 @@ class _RegistryClient:
         self.credentials = credentials
         self.timeout_s = timeout_s
         self.session = session or requests.Session()
-        self.url = f"{scheme}://{ref.registry}/v2/{ref.repository}/manifests/{ref.tag}"
+        # A pinned reference asks for its digest (does it still exist?), else the tag.
+        self.url = f"{scheme}://{ref.registry}/v2/{ref.repository}/manifests/{ref.digest or ref.tag}"
         self.auth_header: str | None = None
 
     def manifest_digest(self) -> str:
@@ -185,6 +200,8 @@ class _RegistryClient:
 
     @property
     def _what(self) -> str:
+        if self.ref.digest:
+            return f"{self.ref.repository}@{self.ref.digest}"
         return f"{self.ref.repository}:{self.ref.tag}"
 
     def _manifest(self, method: str) -> requests.Response:

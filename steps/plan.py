@@ -80,6 +80,12 @@ class RunPlan(BaseModel):
     promote: bool
     replay: str
     executor: str
+    # Backfills: a dataset hash pinned by a replayed manifest or an asset event,
+    # the replayed model, and whether the result is a historical version.
+    pinned_dataset_hash: str | None = None
+    replay_of: str | None = None
+    expected_weights_sha256: str | None = None
+    historical: bool = False
 
     @property
     def output_prefix(self) -> str:

@@ -108,7 +108,20 @@ def list_dataset_files(source_dir: Path, as_of: date | None = None) -> tuple[lis
     if not files:
         when = f" up to {as_of.isoformat()}" if as_of else ""
         raise SnapshotError(f"dataset source {source_dir} has no files{when}")
+    if as_of is not None and not partitions and _has_partitions(source_dir):
+        raise SnapshotError(
+            f"dataset source {source_dir} has no dt= partitions up to {as_of.isoformat()}; "
+            f"the earliest is {min(_partition_names(source_dir))}"
+        )
     return sorted(files, key=lambda p: p.as_posix()), sorted(partitions)
+
+
+def _partition_names(source_dir: Path) -> list[str]:
+    return [p.name for p in Path(source_dir).iterdir() if p.is_dir() and PARTITION_RE.match(p.name)]
+
+
+def _has_partitions(source_dir: Path) -> bool:
+    return bool(_partition_names(source_dir))
 
 
 def hash_files(

@@ -38,16 +38,18 @@ def ensure_airflow_db() -> None:
 
 
 def load_dag(dag_id: str):
-    path = DAGS_FOLDER / f"{dag_id}.py"
-    if not path.is_file():
-        raise LookupError(f"no DAG file {path}")
-    spec = importlib.util.spec_from_file_location(f"trainyard_dag_{dag_id}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    for value in vars(module).values():
-        if getattr(value, "dag_id", None) == dag_id:
-            return value
-    raise LookupError(f"{path} defines no DAG {dag_id!r}")
+    """Import the DAG file that defines dag_id (its own file first, then the rest)."""
+    own = DAGS_FOLDER / f"{dag_id}.py"
+    candidates = [own] if own.is_file() else []
+    candidates += [p for p in sorted(DAGS_FOLDER.glob("*.py")) if p != own]
+    for path in candidates:
+        spec = importlib.util.spec_from_file_location(f"trainyard_dag_{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        for value in vars(module).values():
+            if getattr(value, "dag_id", None) == dag_id and hasattr(value, "test"):
+                return value
+    raise LookupError(f"no DAG {dag_id!r} in {DAGS_FOLDER}")
 
 
 @dataclass(frozen=True)

@@ -1,103 +1,118 @@
-"""The embedded default store: a local directory, areas as subdirectories."""
+"""The embedded default store: a local directory.
+
+Every object's bytes live once, content-addressed, at <root>/.objects/<sha256>; a key is
+a symlink <root>/<key> -> that file. Publishing, create-only writes and overwrites are
+each one atomic filesystem operation (symlink or rename), so a reader never sees a key
+whose recorded digest and bytes disagree, and two writers can never interleave.
+"""
 from __future__ import annotations
 
-import json
+import hashlib
 import os
 import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from steps.hashing import CHUNK_BYTES, sha256_file
+from steps.hashing import CHUNK_BYTES
 from steps.store.base import StoredObject
 from steps.store.errors import IntegrityError, ObjectExists, ObjectNotFound
 from steps.store.keys import validate_key
 
-_META_DIR = ".meta"
+_OBJECTS_DIR = ".objects"
 
 
 class LocalStore:
-    """Objects live at <root>/<key>; their sha256 and size at <root>/.meta/<key>.json."""
-
     def __init__(self, root: Path):
         self.root = Path(root).resolve()
         self.location = f"file://{self.root}"
 
-    # -- paths -------------------------------------------------------------
     def _path(self, key: str) -> Path:
         validate_key(key)
         return self.root / key
 
-    def _meta_path(self, key: str) -> Path:
-        return self.root / _META_DIR / (key + ".json")
+    def _objects(self) -> Path:
+        path = self.root / _OBJECTS_DIR
+        path.mkdir(parents=True, exist_ok=True)
+        return path
 
     # -- writes ------------------------------------------------------------
-    def _commit(self, key: str, tmp: Path, sha256: str, size: int, if_absent: bool) -> StoredObject:
+    def _ingest(self, write) -> tuple[str, int]:
+        """Write bytes to a temp file via `write(fh, digest)`, then file them by sha256."""
+        objects = self._objects()
+        fd, tmp_name = tempfile.mkstemp(dir=objects, prefix=".tmp-")
+        digest = hashlib.sha256()
+        try:
+            with os.fdopen(fd, "wb") as out:
+                size = write(out, digest)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp_name, objects / digest.hexdigest())
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+        return digest.hexdigest(), size
+
+    def _publish(self, key: str, sha256: str, size: int, if_absent: bool) -> StoredObject:
         dest = self._path(key)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        meta = self._meta_path(key)
-        meta.parent.mkdir(parents=True, exist_ok=True)
-        # Metadata first: an object file never exists without its recorded digest.
-        _atomic_write(meta, json.dumps({"sha256": sha256, "size_bytes": size}).encode())
+        target = os.path.relpath(self.root / _OBJECTS_DIR / sha256, dest.parent)
         if if_absent:
             try:
-                os.link(tmp, dest)  # atomic create-only; fails if dest exists
+                os.symlink(target, dest)  # atomic create-only
             except FileExistsError:
-                tmp.unlink(missing_ok=True)
-                existing = self.stat(key)
-                if existing is not None and existing.sha256 != sha256:
-                    _atomic_write(meta, json.dumps({"sha256": existing.sha256, "size_bytes": existing.size_bytes}).encode())
                 raise ObjectExists(f"{key} already exists; it is never overwritten") from None
-            tmp.unlink()
         else:
-            os.replace(tmp, dest)
+            tmp_link = dest.parent / f".tmp-link-{os.getpid()}-{os.urandom(4).hex()}"
+            os.symlink(target, tmp_link)
+            os.replace(tmp_link, dest)  # atomic overwrite
         return StoredObject(key, sha256, size)
 
     def put_file(self, key: str, path: Path, *, if_absent: bool = False) -> StoredObject:
-        dest = self._path(key)
-        if if_absent and dest.exists():
+        if if_absent and os.path.lexists(self._path(key)):
             raise ObjectExists(f"{key} already exists; it is never overwritten")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        import hashlib
 
-        digest = hashlib.sha256()
-        size = 0
-        fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-")
-        with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
-            while chunk := src.read(CHUNK_BYTES):
-                digest.update(chunk)
-                size += len(chunk)
-                out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-        return self._commit(key, Path(tmp_name), digest.hexdigest(), size, if_absent)
+        def copy(out, digest):
+            size = 0
+            with open(path, "rb") as src:
+                while chunk := src.read(CHUNK_BYTES):
+                    digest.update(chunk)
+                    out.write(chunk)
+                    size += len(chunk)
+            return size
+
+        sha256, size = self._ingest(copy)
+        return self._publish(key, sha256, size, if_absent)
 
     def put_bytes(self, key: str, data: bytes, *, if_absent: bool = False) -> StoredObject:
-        dest = self._path(key)
-        if if_absent and dest.exists():
+        if if_absent and os.path.lexists(self._path(key)):
             raise ObjectExists(f"{key} already exists; it is never overwritten")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        import hashlib
 
-        fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-")
-        with os.fdopen(fd, "wb") as out:
+        def write(out, digest):
+            digest.update(data)
             out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        return self._commit(key, Path(tmp_name), hashlib.sha256(data).hexdigest(), len(data), if_absent)
+            return len(data)
+
+        sha256, size = self._ingest(write)
+        return self._publish(key, sha256, size, if_absent)
 
     # -- reads -------------------------------------------------------------
     def stat(self, key: str) -> StoredObject | None:
         path = self._path(key)
-        if not path.is_file():
-            return None
         try:
-            meta = json.loads(self._meta_path(key).read_text())
+            target = os.readlink(path)
         except FileNotFoundError:
-            raise IntegrityError(f"{key} has no recorded sha256; refusing to trust it") from None
-        return StoredObject(key, meta["sha256"], int(meta["size_bytes"]))
+            return None
+        except OSError:
+            raise IntegrityError(f"{key} is not a store object (not written through the store)") from None
+        sha256 = os.path.basename(target)
+        try:
+            size = os.stat(path).st_size
+        except FileNotFoundError:
+            raise IntegrityError(f"{key} points at missing content {sha256[:12]}") from None
+        return StoredObject(key, sha256, size)
 
     def exists(self, key: str) -> bool:
-        return self._path(key).is_file()
+        return os.path.lexists(self._path(key))
 
     def _checked(self, key: str) -> StoredObject:
         info = self.stat(key)
@@ -110,8 +125,6 @@ class LocalStore:
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-")
-        import hashlib
-
         digest = hashlib.sha256()
         with os.fdopen(fd, "wb") as out, open(self._path(key), "rb") as src:
             while chunk := src.read(CHUNK_BYTES):
@@ -119,53 +132,37 @@ class LocalStore:
                 out.write(chunk)
         if digest.hexdigest() != info.sha256:
             os.unlink(tmp_name)
-            raise IntegrityError(
-                f"{key} is corrupt: sha256 {digest.hexdigest()} does not match recorded {info.sha256}"
-            )
+            raise IntegrityError(f"{key} is corrupt: sha256 {digest.hexdigest()} does not match recorded {info.sha256}")
         os.replace(tmp_name, dest)
         return info
 
     def get_bytes(self, key: str) -> bytes:
         info = self._checked(key)
         data = self._path(key).read_bytes()
-        import hashlib
-
         actual = hashlib.sha256(data).hexdigest()
         if actual != info.sha256:
             raise IntegrityError(f"{key} is corrupt: sha256 {actual} does not match recorded {info.sha256}")
         return data
 
     def list_keys(self, prefix: str) -> Iterator[str]:
-        base = self.root
-        start = base / prefix
+        start = self.root / prefix
         search = start if start.is_dir() else start.parent
         if not search.exists():
             return iter(())
         keys = []
         for dirpath, dirnames, filenames in os.walk(search):
-            dirnames[:] = [d for d in dirnames if d != _META_DIR]
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
             for name in filenames:
-                if name.startswith(".tmp-"):
+                if name.startswith("."):
                     continue
-                rel = os.path.relpath(os.path.join(dirpath, name), base).replace(os.sep, "/")
-                if rel.startswith(prefix) and not rel.startswith(_META_DIR):
+                rel = os.path.relpath(os.path.join(dirpath, name), self.root).replace(os.sep, "/")
+                if rel.startswith(prefix):
                     keys.append(rel)
         return iter(sorted(keys))
 
     def delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
-        self._meta_path(key).unlink(missing_ok=True)
-
-    def verify_file(self, key: str) -> None:
-        """Re-hash an object in place (used by tests and `trainyard verify`)."""
-        info = self._checked(key)
-        actual = sha256_file(self._path(key))
-        if actual != info.sha256:
-            raise IntegrityError(f"{key} is corrupt: sha256 {actual} does not match recorded {info.sha256}")
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
-    os.replace(tmp_name, path)
+        # Content under .objects may be shared by other keys; only the key goes.
+        try:
+            os.unlink(self._path(key))
+        except FileNotFoundError:
+            pass

@@ -1,0 +1,178 @@
+"""The `train` task on Kubernetes: a thin KubernetesPodOperator around steps.pod_spec.
+
+It turns the run's plan and snapshot into the trainer pod, lets the provider run it, and
+hands back the trainer's TrainerResult (read by the XCom sidecar from return.json) in the
+same shape as pipeline_tasks.train_task. A failed pod fails the task with its log tail.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+from airflow.providers.cncf.kubernetes.utils.container import container_is_succeeded, get_container_status
+from airflow.providers.common.compat.sdk import AirflowException
+from kubernetes.client import models as k8s
+
+from steps.pod_spec import TRAINER_CONTAINER, TRAINER_UID, ResourceOverrides, placement_for, render_trainer_pod
+from steps.teams import DEFAULT_TEAMS_PATH, load_teams
+
+LOG_TAIL_LINES = 40
+# The XCom sidecar gets the trainer's restrictions, so the pod passes a "restricted" namespace.
+SIDECAR_SECURITY_CONTEXT = k8s.V1SecurityContext(
+    run_as_non_root=True,
+    run_as_user=TRAINER_UID,
+    allow_privilege_escalation=False,
+    read_only_root_filesystem=True,
+    capabilities=k8s.V1Capabilities(drop=["ALL"]),
+    seccomp_profile=k8s.V1SeccompProfile(type="RuntimeDefault"),
+)
+
+
+class TrainerPodFailed(AirflowException):
+    """The trainer pod did not succeed; the message carries why and the pod's last log lines."""
+
+
+def _record(value: Any) -> Any:
+    """XCom values arrive as dicts (XComArg) or as JSON text (a Jinja template)."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
+class TrainerPodOperator(KubernetesPodOperator):
+    template_fields: Sequence[str] = (
+        *KubernetesPodOperator.template_fields,
+        "plan",
+        "snapshot",
+        "validation",
+        "resource_overrides",
+    )
+
+    def __init__(
+        self,
+        *,
+        plan: Any,
+        snapshot: Any,
+        validation: Any = None,  # only orders train after validate
+        team: str = "default",
+        resource_overrides: Any = None,
+        keep_failed_pods: bool | None = None,
+        teams_path: Path = DEFAULT_TEAMS_PATH,
+        log_tail_lines: int = LOG_TAIL_LINES,
+        task_id: str = "train",
+        **kwargs: Any,
+    ) -> None:
+        # Pools are fixed when the DAG is parsed, so the team is too; plans for another team are refused.
+        self.team_entry = load_teams(teams_path).team(team)
+        keep = self.team_entry.keep_failed_pods if keep_failed_pods is None else keep_failed_pods
+        kwargs.setdefault("pool", self.team_entry.pool)
+        kwargs.setdefault("kubernetes_conn_id", "kubernetes_default")
+        kwargs.setdefault("on_finish_action", "delete_succeeded_pod" if keep else "delete_pod")
+        super().__init__(
+            task_id=task_id,
+            do_xcom_push=True,
+            termination_message_policy="FallbackToLogsOnError",
+            log_pod_spec_on_failure=False,  # our failure message says what matters, without the whole spec
+            xcom_sidecar_container_security_context=SIDECAR_SECURITY_CONTEXT,
+            **kwargs,
+        )
+        self.plan = plan
+        self.snapshot = snapshot
+        self.validation = validation
+        self.resource_overrides = resource_overrides
+        self.log_tail_lines = log_tail_lines
+
+    def build_pod_request_obj(self, context: Any = None, *, dry_run: bool = False) -> k8s.V1Pod:
+        self.full_pod_spec = self.trainer_pod()
+        return super().build_pod_request_obj(context, dry_run=dry_run)
+
+    def trainer_pod(self) -> k8s.V1Pod:
+        from operators.context import load_catalog, load_settings
+        from steps.plan import RunPlan
+        from steps.train import training_job
+
+        run = RunPlan.model_validate(_record(self.plan))
+        if run.team != self.team_entry.name:
+            raise AirflowException(
+                f"run is for team {run.team!r}, but this task trains for team {self.team_entry.name!r} "
+                f"(pool {self.team_entry.pool!r}); trigger the DAG wired for team {run.team!r}"
+            )
+        settings = load_settings()
+        if settings.store.backend != "minio":
+            raise AirflowException(
+                f"the Kubernetes executor needs TRAINYARD_STORE=minio; a pod cannot reach this worker's "
+                f"{settings.store.backend} store"
+            )
+        overrides = ResourceOverrides.model_validate(_record(self.resource_overrides)) if self.resource_overrides else None
+        placement = placement_for(load_catalog(settings).algorithm(run.algorithm), self.team_entry, overrides)
+        job = training_job(run, _record(self.snapshot)["dataset_hash"])
+        return render_trainer_pod(job, run.image, settings.store, placement)
+
+    def execute(self, context: Any) -> dict:
+        return self._trainer_result(super().execute(context))
+
+    def trigger_reentry(self, context: Any, event: dict[str, Any]) -> Any:
+        return self._trainer_result(super().trigger_reentry(context, event))
+
+    def _trainer_result(self, xcom: Any) -> dict:
+        from steps.contract import XCOM_RETURN_PATH, TrainerResult
+
+        if not xcom:
+            raise AirflowException(f"trainer pod succeeded but wrote no result to {XCOM_RETURN_PATH}")
+        result = TrainerResult.model_validate(xcom)
+        expected = _record(self.snapshot)["dataset_hash"]
+        if result.dataset_hash != expected:
+            raise AirflowException(f"trainer reports dataset {result.dataset_hash[:12]}, expected {expected[:12]}")
+        return result.model_dump(mode="json")
+
+    def cleanup(self, pod: k8s.V1Pod, remote_pod: k8s.V1Pod, xcom_result: dict | None = None, context: Any = None) -> None:
+        if self._killed or not remote_pod:
+            return super().cleanup(pod, remote_pod, xcom_result, context)
+        # The pod read at start may be stale (killed at its deadline since): judge the latest state,
+        # and read the log tail before the provider deletes the pod.
+        try:
+            remote_pod = self.pod_manager.read_pod(remote_pod)
+        except Exception:  # deleted or unreachable: the last known state is all there is
+            pass
+        failure = None if container_is_succeeded(remote_pod, self.base_container_name) else self.describe_failure(remote_pod)
+        try:
+            super().cleanup(pod, remote_pod, xcom_result, context)
+        except AirflowException:
+            if failure is None:
+                raise
+            raise TrainerPodFailed(failure) from None
+
+    def describe_failure(self, pod: k8s.V1Pod) -> str:
+        from steps.executors.environment import redact, trainer_secret_env
+
+        status = pod.status or k8s.V1PodStatus()
+        lines = [f"trainer pod {pod.metadata.namespace}/{pod.metadata.name} failed (phase {status.phase})"]
+        if status.reason == "DeadlineExceeded":
+            lines.append(f"DeadlineExceeded: it ran longer than activeDeadlineSeconds={pod.spec.active_deadline_seconds}")
+        elif status.reason:
+            lines.append(f"{status.reason}: {status.message or ''}".rstrip(": "))
+        container = get_container_status(pod, TRAINER_CONTAINER)
+        terminated = container.state.terminated if container and container.state else None
+        if terminated:
+            lines.append(f"trainer exited with code {terminated.exit_code} ({terminated.reason})")
+        tail = self._log_tail(pod) or (terminated.message if terminated else "") or "(no log output)"
+        lines.append(f"last log lines:\n{tail.rstrip()}")
+        try:
+            from operators.context import load_settings
+
+            secrets = trainer_secret_env(load_settings().store)
+        except Exception:
+            secrets = {}
+        return redact("\n".join(lines), secrets)
+
+    def _log_tail(self, pod: k8s.V1Pod) -> str:
+        try:
+            return self.client.read_namespaced_pod_log(
+                name=pod.metadata.name,
+                namespace=pod.metadata.namespace,
+                container=self.base_container_name,
+                tail_lines=self.log_tail_lines,
+            )
+        except Exception as exc:  # the termination message still carries the tail
+            self.log.warning("could not read the log tail of pod %s: %s", pod.metadata.name, exc)
+            return ""

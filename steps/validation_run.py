@@ -1,0 +1,41 @@
+"""Validate a stored snapshot: materialize it, run its schema's suite, keep the full
+report as a run artifact, and fail with the short list of failed expectations."""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from steps.snapshot import load_snapshot, materialize_snapshot
+from steps.store import ArtifactStore
+from steps.validate import ValidationFailed, validate_dataset_dir
+
+
+class ValidationSummary(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    success: bool
+    report_key: str
+    expectations_evaluated: int
+    failures: list[str]
+
+
+def validation_report_key(run_key: str) -> str:
+    return f"runs/{run_key}/validation.json"
+
+
+def validate_snapshot(
+    store: ArtifactStore, dataset: str, dataset_hash: str, schema_name: str, run_key: str
+) -> ValidationSummary:
+    snapshot = load_snapshot(store, dataset, dataset_hash)
+    with tempfile.TemporaryDirectory(prefix="trainyard-validate-") as tmp:
+        data_dir = materialize_snapshot(store, snapshot, Path(tmp) / dataset)
+        report = validate_dataset_dir(data_dir, schema_name, dataset=dataset)
+    key = validation_report_key(run_key)
+    store.put_bytes(key, report.to_json_bytes())  # stored whether it passed or not
+    if not report.success:
+        raise ValidationFailed(report)
+    return ValidationSummary(
+        success=True, report_key=key, expectations_evaluated=report.checks_evaluated, failures=[]
+    )

@@ -1,0 +1,102 @@
+"""Backfill planning: exact replays of registered dates, historical versions otherwise.
+
+The real `airflow backfill` path runs in tests/e2e against a running Airflow; here the
+same steps run in-process, with a model first registered for a past logical date.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+
+import pytest
+
+from steps.executors.base import TrainerImage
+from steps.executors.subprocess_executor import SubprocessExecutor
+from steps.models import load_manifest, read_alias
+from steps.replay import ReplayRefused, WeightsMismatch, backfill_plan, check_trainer_available, verify_reproduction
+from steps.snapshot import SnapshotError, snapshot_dataset
+from steps.store import StoreSettings
+from steps.store.local import LocalStore
+from steps.train import run_training
+from tests.pipeline_fixtures import catalog, make_plan
+from trainyard.local_airflow import run_dag
+
+pytestmark = pytest.mark.slow
+JAN_12 = datetime(2026, 1, 12, 3, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def model_for_jan_12(airflow_db, store_root):
+    run = run_dag("scheduled_retraining", {"epochs": 2}, logical_date=JAN_12)
+    assert run.state == "success", run.failed_tasks
+    return load_manifest(LocalStore(store_root), "digits-digits-cnn", 1)
+
+
+def test_a_run_for_a_past_date_sees_only_partitions_up_to_that_date(model_for_jan_12):
+    assert model_for_jan_12.dataset.partitions == ["dt=2026-01-05", "dt=2026-01-12"]
+    assert model_for_jan_12.airflow.logical_date.startswith("2026-01-12")
+
+
+def test_exact_replay_of_a_registered_date_reproduces_its_weights_hash(model_for_jan_12, store_root):
+    store = LocalStore(store_root)
+    plan = backfill_plan(store, make_plan("backfill-1"), date(2026, 1, 12), "exact")
+    assert plan.replay == "exact" and plan.replay_of == "digits-digits-cnn@1" and plan.promote is False
+    assert plan.pinned_dataset_hash == model_for_jan_12.dataset.dataset_hash
+    assert plan.hyperparameters == model_for_jan_12.hyperparameters and plan.seed == model_for_jan_12.seed
+    result = run_training(plan, plan.pinned_dataset_hash, SubprocessExecutor(), StoreSettings(backend="local", root=str(store_root)))
+    record = verify_reproduction(store, plan, result.weights_sha256)
+    assert record.weights_match and record.message.startswith("reproduced: weights hash matches")
+    with pytest.raises(WeightsMismatch) as err:
+        verify_reproduction(store, plan, "f" * 64)
+    assert model_for_jan_12.weights_sha256 in str(err.value) and "f" * 64 in str(err.value)
+
+
+def test_a_date_without_a_model_plans_a_historical_version_that_never_promotes(model_for_jan_12, store_root):
+    plan = backfill_plan(LocalStore(store_root), make_plan("backfill-2"), date(2026, 1, 19), "exact")
+    assert plan.historical and not plan.promote and plan.replay == "none" and plan.replay_of is None
+
+
+def test_current_code_replay_keeps_old_data_and_seeds(model_for_jan_12, store_root):
+    plan = backfill_plan(LocalStore(store_root), make_plan("backfill-3", seed=99), date(2026, 1, 12), "current-code")
+    assert plan.replay == "current-code" and plan.seed == model_for_jan_12.seed and plan.historical
+    assert plan.pinned_dataset_hash == model_for_jan_12.dataset.dataset_hash and not plan.promote
+
+
+def test_backfill_never_moves_the_champion(model_for_jan_12, store_root, airflow_db):
+    store = LocalStore(store_root)
+    assert read_alias(store, "digits-digits-cnn").version == 1
+    plan = backfill_plan(store, make_plan("backfill-4"), date(2026, 1, 19), "exact")
+    assert plan.promote is False
+
+
+def test_exact_replay_refuses_a_trainer_whose_pinned_code_is_gone():
+    image = TrainerImage(algorithm="digits-cnn", image_reference="x", code_sha256="0" * 64,
+                         entrypoint="images/digits-cnn/train.py")
+    with pytest.raises(ReplayRefused, match="trainer code 000000000000 .* no longer available"):
+        check_trainer_available(image)
+
+
+@pytest.mark.registry
+def test_exact_replay_names_a_digest_missing_from_the_registry_and_never_uses_a_tag(oci_registry):
+    from steps.image_digest import ManifestNotFound, resolve_digest_by_head
+
+    oci_registry.push_test_image("trainyard/digits-cnn", "1.0.0", b"present")
+    missing = "sha256:" + "ab" * 32
+    image = TrainerImage(algorithm="digits-cnn", image_reference=f"{oci_registry.host}/trainyard/digits-cnn:1.0.0",
+                         image_digest=missing)
+
+    def exists(reference):
+        try:
+            resolve_digest_by_head(reference, insecure=True)
+        except ManifestNotFound:
+            return False
+        return True
+
+    with pytest.raises(ReplayRefused, match=f"image digest {missing} .* no longer in the registry"):
+        check_trainer_available(image, exists)
+
+
+def test_a_backfill_date_before_any_data_is_refused_by_name(local_store, tmp_path):
+    source = catalog().dataset("digits").source
+    with pytest.raises(SnapshotError, match="no dt= partitions up to 2025-12-01; the earliest is dt=2026-01-05"):
+        snapshot_dataset(local_store, "digits", source, as_of=date(2025, 12, 1))
+    assert not list(local_store.list_keys("datasets/snapshots/"))

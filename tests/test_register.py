@@ -1,0 +1,106 @@
+"""Registration: files first, manifest last, versions never overwritten or clobbered."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from steps.contract import EvalMetrics, TrainerResult
+from steps.manifest import EvaluationRecord
+from steps.models import claimed_versions, load_manifest, read_alias, registered_versions
+from steps.register import register_model
+from steps.store import ObjectExists
+from tests.pipeline_fixtures import make_plan, snapshot_of
+
+
+def trainer_outputs(store, plan, weights: bytes) -> TrainerResult:
+    """What a trainer leaves in its output prefix (bytes stand in for real weights here)."""
+    weights_info = store.put_bytes(f"{plan.output_prefix}/weights.safetensors", weights)
+    store.put_bytes(f"{plan.output_prefix}/metrics.jsonl", b'{"epoch": 1}\n')
+    store.put_bytes(f"runs/{plan.run_key}/validation.json", b"{}")
+    store.put_bytes(f"runs/{plan.run_key}/evaluation.json", b"{}")
+    metrics = EvalMetrics(accuracy=0.9, macro_f1=0.9, loss=0.1, confusion_matrix=[[1]], n_examples=1)
+    result = TrainerResult(
+        run_id=plan.run_key, algorithm=plan.algorithm, mode="train", dataset_hash="d" * 64, eval_set_hash="e" * 64,
+        metrics=metrics, weights_key=weights_info.key, weights_sha256=weights_info.sha256, wall_time_s=1.0,
+        torch_version="2.15.0", num_threads=1, device="cpu",
+    )
+    store.put_bytes(f"{plan.output_prefix}/result.json", result.model_dump_json().encode())
+    return result
+
+
+def evaluation(promote: bool) -> EvaluationRecord:
+    return EvaluationRecord(primary_metric="macro_f1", min_improvement=0.0, champion_version=None,
+                            champion_metrics=None, champion_source="none", promote=promote, reason="test")
+
+
+def register(store, plan, snapshot, result, promote=True):
+    return register_model(store, plan, snapshot, f"runs/{plan.run_key}/validation.json", 3, result, evaluation(promote))
+
+
+def test_concurrent_registrations_of_one_model_get_distinct_intact_versions(local_store):
+    snapshot = snapshot_of(local_store)
+    plans = [make_plan(f"run-{i}") for i in range(6)]
+    results = [trainer_outputs(local_store, p, f"weights-{i}".encode()) for i, p in enumerate(plans)]
+    registered, errors = [], []
+
+    def worker(plan, result):
+        try:
+            registered.append(register(local_store, plan, snapshot, result, promote=False))
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=pr) for pr in zip(plans, results)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert not errors
+    assert sorted(r.version for r in registered) == [1, 2, 3, 4, 5, 6]
+    for r in registered:
+        manifest = load_manifest(local_store, r.model_name, r.version)
+        weights = local_store.get_bytes(f"models/{r.model_name}/versions/{r.version}/weights.safetensors")
+        assert manifest.weights_sha256 == r.weights_sha256
+        assert weights == f"weights-{plans.index(next(p for p in plans if p.run_key == manifest.run_key))}".encode()
+
+
+def test_a_registered_version_is_never_overwritten(local_store):
+    snapshot = snapshot_of(local_store)
+    plan = make_plan("run-a")
+    first = register(local_store, plan, snapshot, trainer_outputs(local_store, plan, b"w"))
+    with pytest.raises(ObjectExists):
+        local_store.put_bytes(first.manifest_key, b"{}", if_absent=True)
+    assert load_manifest(local_store, first.model_name, 1).run_key == plan.run_key
+
+
+def test_retry_after_a_crash_before_the_manifest_finishes_the_same_version(local_store, monkeypatch):
+    from steps import register as register_module
+
+    snapshot = snapshot_of(local_store)
+    plan = make_plan("run-crash")
+    result = trainer_outputs(local_store, plan, b"w")
+    real_copy = register_module._copy
+    calls = {"n": 0}
+
+    def crash_on_third_file(*args):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise ConnectionError("store went away mid-registration")
+        return real_copy(*args)
+
+    monkeypatch.setattr(register_module, "_copy", crash_on_third_file)
+    with pytest.raises(ConnectionError):
+        register(local_store, plan, snapshot, result)
+    assert registered_versions(local_store, plan.model_name) == []  # no manifest: the version does not exist
+    assert read_alias(local_store, plan.model_name) is None
+    monkeypatch.setattr(register_module, "_copy", real_copy)
+    again = register(local_store, plan, snapshot, result)  # the task's retry
+    assert again.version == 1 and registered_versions(local_store, plan.model_name) == [1]
+    assert claimed_versions(local_store, plan.model_name) == {1: plan.run_key}
+    assert read_alias(local_store, plan.model_name).version == 1
+
+
+def test_champion_alias_moves_only_when_the_gate_passes(local_store):
+    snapshot = snapshot_of(local_store)
+    p1, p2 = make_plan("run-1"), make_plan("run-2")
+    register(local_store, p1, snapshot, trainer_outputs(local_store, p1, b"one"), promote=True)
+    register(local_store, p2, snapshot, trainer_outputs(local_store, p2, b"two"), promote=False)
+    assert read_alias(local_store, p1.model_name).version == 1

@@ -1,0 +1,43 @@
+"""A failing trainer surfaces its last log lines; a tampered snapshot is refused by the trainer."""
+from __future__ import annotations
+
+import pytest
+
+from steps.executors.base import TrainerFailed
+from steps.executors.subprocess_executor import SubprocessExecutor
+from steps.snapshot import blob_key
+from steps.store import StoreSettings
+from steps.train import run_training
+from tests.pipeline_fixtures import make_plan, snapshot_of
+
+
+def test_trainer_exit_nonzero_shows_its_last_log_lines(local_store, store_root):
+    settings = StoreSettings(backend="local", root=str(store_root))
+    plan = make_plan("fail-1")
+    with pytest.raises(TrainerFailed) as err:
+        run_training(plan, "0" * 64, SubprocessExecutor(), settings)  # no such snapshot
+    message = str(err.value)
+    assert "exited with code 1" in message and "last log lines" in message
+    assert "trainyard-trainer: error: ObjectNotFound" in message
+    assert not list(local_store.list_keys("models/"))
+
+
+def test_trainer_refuses_a_snapshot_whose_files_changed(local_store, store_root):
+    settings = StoreSettings(backend="local", root=str(store_root))
+    snapshot = snapshot_of(local_store, "intents")
+    (local_store.root / blob_key(snapshot.files[-1].sha256)).write_bytes(b"id,text,label\nx,tampered,0\n")
+    with pytest.raises(TrainerFailed, match="IntegrityError|corrupt"):
+        run_training(make_plan("fail-2", dataset="intents", algorithm="intent-classification"),
+                     snapshot.dataset_hash, SubprocessExecutor(), settings)
+
+
+def test_trainer_contract_round_trips_through_env():
+    from steps.contract import TrainingJob
+    from steps.train import training_job
+
+    job = training_job(make_plan("env-1"), "a" * 64)
+    env = job.to_env()
+    assert env["TRAINYARD_SEED"] == "7" and env["TRAINYARD_DATASET_HASH"] == "a" * 64
+    assert TrainingJob.from_env(env) == job
+    with pytest.raises(ValueError, match="missing TRAINYARD_SEED"):
+        TrainingJob.from_env({k: v for k, v in env.items() if k != "TRAINYARD_SEED"})
