@@ -1,4 +1,4 @@
-"""dataset_snapshots: snapshot every catalog dataset daily; a new snapshot emits its
+"""dataset_snapshots (Airflow DAG): snapshot every catalog dataset daily; a new snapshot emits its
 dataset's asset event (extra: dataset_hash), which starts that model's retraining."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""scheduled_retraining: one DAG per configured model (config/retraining.yaml).
+"""scheduled_retraining: one Airflow DAG per configured model (config/retraining.yaml).
 
 Runs weekly and whenever a new snapshot of the model's dataset lands (asset event).
 Backfills replay: a date with a registered model is re-trained from its manifest and

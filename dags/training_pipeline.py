@@ -9,9 +9,9 @@ from operators.pipeline_tasks import (
     plan_task,
     register_task,
     snapshot_task,
-    train_task,
     validate_task,
 )
+from operators.train_step import train_step
 
 
 @dag(
@@ -26,7 +26,7 @@ def training_pipeline():
     plan = plan_task()
     snapshot = snapshot_task(plan)
     validation = validate_task(plan, snapshot)
-    result = train_task(plan, snapshot, validation)
+    result = train_step(plan, snapshot, validation)
     evaluation = evaluate_task(plan, result)
     register_task(plan, snapshot, validation, result, evaluation)
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param
 
-from operators.pipeline_tasks import evaluate_task, plan_task, register_task, snapshot_task, train_task, validate_task
+from operators.pipeline_tasks import evaluate_task, plan_task, register_task, snapshot_task, validate_task
+from operators.train_step import train_step
 from steps.plan import BOUNDS
 from steps.retraining_config import RetrainingEntry, dataset_asset_uri
 
@@ -43,7 +44,7 @@ def build_retraining_dag(entry: RetrainingEntry) -> DAG:
         plan = plan_task()
         snapshot = snapshot_task(plan)
         validation = validate_task(plan, snapshot)
-        result = train_task(plan, snapshot, validation)
+        result = train_step(plan, snapshot, validation)
         evaluation = evaluate_task(plan, result)
         register_task(plan, snapshot, validation, result, evaluation)
     return dag

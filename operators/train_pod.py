@@ -153,8 +153,11 @@ class TrainerPodOperator(KubernetesPodOperator):
             lines.append(f"{status.reason}: {status.message or ''}".rstrip(": "))
         container = get_container_status(pod, TRAINER_CONTAINER)
         terminated = container.state.terminated if container and container.state else None
+        waiting = container.state.waiting if container and container.state else None
         if terminated:
             lines.append(f"trainer exited with code {terminated.exit_code} ({terminated.reason})")
+        elif waiting:  # never started: ErrImagePull, CreateContainerConfigError (e.g. a missing Secret), ...
+            lines.append(f"trainer never started: {waiting.reason}: {waiting.message or ''}".rstrip(": "))
         tail = self._log_tail(pod) or (terminated.message if terminated else "") or "(no log output)"
         lines.append(f"last log lines:\n{tail.rstrip()}")
         try:

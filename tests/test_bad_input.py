@@ -42,6 +42,7 @@ def test_validation_failure_stops_the_dag_before_training_and_registers_nothing(
     catalog_with(labels_outside_the_label_set(tmp_path / "broken"))
     run = run_dag("training_pipeline", {"dataset": "broken", "algorithm": "digits-cnn", "epochs": 1, "seed": 1})
     assert run.state == "failed" and run.failed_tasks == ["validate"]
+    assert run.upstream_failed_tasks == ["evaluate", "register", "train"]  # nothing downstream ran
     store = LocalStore(store_root)
     assert not list(store.list_keys("models/"))
     reports = [k for k in store.list_keys("runs/") if k.endswith("validation.json")]

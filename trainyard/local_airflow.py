@@ -59,6 +59,7 @@ class LocalRun:
     state: str
     wall_time_s: float
     failed_tasks: list[str]
+    upstream_failed_tasks: list[str]
 
 
 def run_dag(dag_id: str, conf: dict, logical_date=None) -> LocalRun:
@@ -70,5 +71,7 @@ def run_dag(dag_id: str, conf: dict, logical_date=None) -> LocalRun:
         kwargs["logical_date"] = logical_date
     dagrun = dag.test(**kwargs)
     wall = time.perf_counter() - started
-    failed = [ti.task_id for ti in dagrun.get_task_instances() if str(ti.state).endswith("failed")]
-    return LocalRun(dag_id, dagrun.run_id, str(dagrun.state).split(".")[-1].lower(), wall, failed)
+    states = {ti.task_id: str(ti.state).split(".")[-1].lower() for ti in dagrun.get_task_instances()}
+    failed = sorted(t for t, s in states.items() if s == "failed")
+    upstream_failed = sorted(t for t, s in states.items() if s == "upstream_failed")
+    return LocalRun(dag_id, dagrun.run_id, str(dagrun.state).split(".")[-1].lower(), wall, failed, upstream_failed)

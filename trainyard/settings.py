@@ -35,7 +35,6 @@ class Settings:
     algorithms_catalog: Path = PROJECT_ROOT / "config" / "algorithms.yaml"
     registry_insecure: bool = True  # plain http for loopback registries
     container_runtime: str = "podman"
-    kubernetes_namespace_by_team: dict[str, str] = field(default_factory=lambda: {"default": "trainyard"})
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None) -> "Settings":

@@ -1,0 +1,417 @@
+"""TrainerPodOperator's execute path against a stand-in Kubernetes API.
+
+These tests mock because no Kubernetes API server can run on this machine. As in the
+provider's own tests, the mock sits at the API boundary: the real operator, hook,
+PodManager and trigger run, and only CoreV1Api's HTTP methods (plus the exec websocket
+the XCom sidecar is read through) answer from FakeCluster, which plays the kubelet's part.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from kubernetes.client import CoreV1Api, models as k8s
+
+from tests.test_pod_spec import ACCESS_KEY, DATASET_HASH, RUN_KEY, SECRET_KEY, SNAPSHOT, make_plan
+
+SIDECAR = "airflow-xcom-sidecar"
+EMPTY_XCOM = "__airflow_xcom_result_empty__"
+
+# An unreachable server: the hook builds a real client from this, but every call is answered by FakeCluster.
+KUBE_CONFIG = {
+    "apiVersion": "v1",
+    "kind": "Config",
+    "clusters": [{"name": "nowhere", "cluster": {"server": "https://127.0.0.1:1"}}],
+    "users": [{"name": "airflow", "user": {"token": "not-a-real-token"}}],
+    "contexts": [{"name": "nowhere", "context": {"cluster": "nowhere", "user": "airflow"}}],
+    "current-context": "nowhere",
+}
+
+
+def trainer_result(**changes) -> dict:
+    result = {
+        "run_id": RUN_KEY,
+        "algorithm": "digits-cnn",
+        "mode": "train",
+        "dataset_hash": DATASET_HASH,
+        "eval_set_hash": "ef" * 32,
+        "metrics": {"accuracy": 0.93, "macro_f1": 0.92, "loss": 0.21, "confusion_matrix": [[5, 0], [1, 4]], "n_examples": 10},
+        "weights_key": f"runs/{RUN_KEY}/train/weights.safetensors",
+        "weights_sha256": "01" * 32,
+        "train_examples": 40,
+        "epochs_completed": 2,
+        "wall_time_s": 3.5,
+        "torch_version": "2.15.0",
+        "num_threads": 1,
+        "device": "cpu",
+    }
+    return {**result, **changes}
+
+
+class FakeLog:
+    """What read_namespaced_pod_log answers with _preload_content=False."""
+
+    def __init__(self, text: str):
+        self.data = text.encode()
+
+    def stream(self, amt=None, decode_content=True):
+        yield self.data
+
+    def __iter__(self):
+        return iter(self.data.splitlines(keepends=True))
+
+
+@dataclass
+class FakeCluster:
+    """One namespace's worth of API server + kubelet; the pod has already run when first read."""
+
+    outcome: str = "succeeded"  # succeeded | failed | deadline | unpullable
+    log_lines: list[str] = field(default_factory=list)
+    xcom: dict | None = None
+    created: list[dict] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    labels: dict[str, dict] = field(default_factory=dict)
+    sidecar_killed: bool = False
+
+    # --- CoreV1Api ---
+    def create_namespaced_pod(self, body, namespace, **_):
+        assert body["metadata"]["namespace"] == namespace
+        self.created.append(body)
+        self.labels[body["metadata"]["name"]] = dict(body["metadata"]["labels"])
+        return self._pod(body["metadata"]["name"])
+
+    def read_namespaced_pod(self, name, namespace, **_):
+        return self._pod(name)
+
+    def list_namespaced_pod(self, namespace, label_selector="", **_):
+        return k8s.V1PodList(items=[self._pod(n) for n in self.labels if n not in self.deleted and _selects(label_selector, self.labels[n])])
+
+    def patch_namespaced_pod(self, name, namespace, body, **_):
+        self.labels[name].update(body["metadata"]["labels"])
+
+    def delete_namespaced_pod(self, name, namespace, **_):
+        self.deleted.append(name)
+
+    def list_namespaced_event(self, namespace, **_):
+        return k8s.CoreV1EventList(items=[], metadata=k8s.V1ListMeta())
+
+    def read_namespaced_pod_log(self, name, namespace, container=None, tail_lines=None, timestamps=False, _preload_content=True, **_):
+        lines = self.log_lines[-tail_lines:] if tail_lines else self.log_lines
+        if timestamps:
+            lines = [f"2026-11-24T08:00:0{i % 10}.000000000Z {line}" for i, line in enumerate(lines)]
+        text = "".join(line + "\n" for line in lines)
+        return text if _preload_content else FakeLog(text)
+
+    # --- the exec websocket the provider reads return.json through, and kills the sidecar with ---
+    def exec_stream(self, _api_method, name, namespace, *, container, command, **_):
+        assert container == SIDECAR
+        if command == ["/bin/sh"]:
+            self.sidecar_killed = True
+        return FakeExec("" if command == ["/bin/sh"] else (json.dumps(self.xcom) if self.xcom else EMPTY_XCOM))
+
+    # --- the kubelet ---
+    def _pod(self, name: str) -> k8s.V1Pod:
+        request = next(p for p in self.created if p["metadata"]["name"] == name)
+        finished = datetime.now(timezone.utc) - timedelta(seconds=1)
+        if self.outcome == "unpullable":
+            waiting = k8s.V1ContainerState(
+                waiting=k8s.V1ContainerStateWaiting(reason="ErrImagePull", message="manifest unknown: manifest unknown")
+            )
+            base = k8s.V1ContainerStatus(name="base", state=waiting, ready=False, restart_count=0, image="x", image_id="")
+            return k8s.V1Pod(
+                metadata=k8s.V1ObjectMeta(name=name, namespace=request["metadata"]["namespace"], labels=dict(self.labels[name])),
+                spec=k8s.V1PodSpec(containers=[k8s.V1Container(name=c["name"]) for c in request["spec"]["containers"]]),
+                status=k8s.V1PodStatus(phase="Pending", container_statuses=[base, _running(SIDECAR)]),
+            )
+        exit_code, reason, phase, pod_reason = {
+            "succeeded": (0, "Completed", "Succeeded", None),
+            "failed": (1, "Error", "Failed", None),
+            "deadline": (137, "Error", "Failed", "DeadlineExceeded"),
+        }[self.outcome]
+        base = _terminated("base", exit_code, reason, finished, "\n".join(self.log_lines[-80:]) if exit_code else None)
+        sidecar_done = self.sidecar_killed or self.outcome == "deadline"  # the deadline kills every container
+        sidecar = _terminated(SIDECAR, 0 if self.sidecar_killed else 137, "Completed", finished) if sidecar_done else _running(SIDECAR)
+        return k8s.V1Pod(
+            metadata=k8s.V1ObjectMeta(name=name, namespace=request["metadata"]["namespace"], labels=dict(self.labels[name])),
+            spec=k8s.V1PodSpec(
+                containers=[k8s.V1Container(name=c["name"]) for c in request["spec"]["containers"]],
+                active_deadline_seconds=request["spec"].get("activeDeadlineSeconds"),
+            ),
+            status=k8s.V1PodStatus(
+                phase=phase if sidecar_done else "Running",
+                reason=pod_reason,
+                message="Pod was active on the node longer than the specified deadline" if pod_reason else None,
+                container_statuses=[base, sidecar],
+            ),
+        )
+
+
+@dataclass
+class FakeExec:
+    output: str
+
+    def run_forever(self, timeout=None):
+        pass
+
+    def peek_stderr(self):
+        return False
+
+    def read_all(self):
+        return self.output
+
+    def is_open(self):
+        return False
+
+    def close(self):
+        pass
+
+
+def _terminated(name, exit_code, reason, finished_at, message=None):
+    state = k8s.V1ContainerState(
+        terminated=k8s.V1ContainerStateTerminated(exit_code=exit_code, reason=reason, finished_at=finished_at, message=message)
+    )
+    return k8s.V1ContainerStatus(name=name, state=state, ready=False, restart_count=0, image="x", image_id="x")
+
+
+def _running(name):
+    state = k8s.V1ContainerState(running=k8s.V1ContainerStateRunning(started_at=datetime.now(timezone.utc)))
+    return k8s.V1ContainerStatus(name=name, state=state, ready=True, restart_count=0, image="x", image_id="x")
+
+
+def _selects(selector: str, labels: dict) -> bool:
+    for term in filter(None, selector.split(",")):
+        if term.startswith("!"):
+            if term[1:] in labels:
+                return False
+        elif "!=" in term:
+            key, value = term.split("!=", 1)
+            if labels.get(key) == value:
+                return False
+        else:
+            key, value = term.split("=", 1)
+            if labels.get(key) != value:
+                return False
+    return True
+
+
+@dataclass
+class TaskInstanceStub:
+    """Just enough of a task instance for execute(): the pod's identity labels and XCom pushes."""
+
+    dag_id: str = "training_pipeline"
+    task_id: str = "train"
+    run_id: str = "manual__2026-11-24T08:00:00+00:00"
+    map_index: int = -1
+    try_number: int = 1
+    start_date: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    pushed: dict = field(default_factory=dict)
+    upstream_results: dict = field(default_factory=dict)  # task_id -> return value, for XComArg resolution
+
+    def xcom_push(self, key, value):
+        self.pushed[key] = value
+
+    def xcom_pull(self, task_ids, key="return_value", default=None, map_indexes=None):
+        return self.upstream_results.get(task_ids, default)
+
+
+@pytest.fixture
+def cluster(monkeypatch) -> FakeCluster:
+    from airflow.providers.cncf.kubernetes.utils import pod_manager
+
+    monkeypatch.setenv("TRAINYARD_STORE", "minio")
+    monkeypatch.setenv("TRAINYARD_MINIO_ENDPOINT", "minio.trainyard.svc:9000")
+    monkeypatch.setenv("TRAINYARD_MINIO_ACCESS_KEY", ACCESS_KEY)
+    monkeypatch.setenv("TRAINYARD_MINIO_SECRET_KEY", SECRET_KEY)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_KUBERNETES_DEFAULT", json.dumps({"conn_type": "kubernetes", "extra": {"kube_config": KUBE_CONFIG}})
+    )
+    fake = FakeCluster(
+        log_lines=[f"epoch {i}/2 loss=0.{9 - i}" for i in range(1, 3)] + ["wrote result.json"],
+        xcom=trainer_result(),
+    )
+    for method in (
+        "create_namespaced_pod",
+        "read_namespaced_pod",
+        "list_namespaced_pod",
+        "patch_namespaced_pod",
+        "delete_namespaced_pod",
+        "list_namespaced_event",
+        "read_namespaced_pod_log",
+    ):
+        monkeypatch.setattr(CoreV1Api, method, lambda _api, *a, _m=method, **kw: getattr(fake, _m)(*a, **kw))
+    monkeypatch.setattr(pod_manager, "kubernetes_stream", fake.exec_stream)
+    return fake
+
+
+def run_train_task(**kwargs):
+    from operators.train_pod import TrainerPodOperator
+
+    ti = TaskInstanceStub()
+    context = {"ti": ti, "run_id": ti.run_id, "dag": None}
+    operator = TrainerPodOperator(plan=make_plan(), snapshot=SNAPSHOT, startup_check_interval_seconds=0, **kwargs)
+    return operator, context
+
+
+def test_successful_pod_returns_the_trainer_result_and_is_deleted(cluster):
+    operator, context = run_train_task()
+    result = operator.execute(context)
+
+    assert result == trainer_result()  # the same shape pipeline_tasks.train_task returns
+    assert result["metrics"]["macro_f1"] == 0.92
+    submitted = cluster.created[0]
+    assert submitted["metadata"]["namespace"] == "trainyard"
+    assert submitted["spec"]["containers"][0]["image"].endswith("@sha256:" + "ab12" * 16)
+    assert context["ti"].pushed["pod_namespace"] == "trainyard"
+    assert cluster.deleted == [submitted["metadata"]["name"]]
+    assert SECRET_KEY not in json.dumps(cluster.created) and ACCESS_KEY not in json.dumps(cluster.created)
+
+
+def test_failed_pod_fails_the_task_with_the_log_tail(cluster):
+    from operators.train_pod import TrainerPodFailed
+
+    cluster.outcome = "failed"
+    cluster.xcom = None
+    cluster.log_lines = [f"step {i}" for i in range(100)] + ["RuntimeError: CUDA out of memory"]
+    operator, context = run_train_task(log_tail_lines=5)
+
+    with pytest.raises(TrainerPodFailed) as failed:
+        operator.execute(context)
+
+    message = str(failed.value)
+    assert "trainer exited with code 1" in message
+    assert "RuntimeError: CUDA out of memory" in message and "step 99" in message
+    assert "step 50" not in message  # the tail, not the whole log
+    assert cluster.deleted  # default team does not keep failed pods
+
+
+def test_failed_pod_is_kept_when_the_team_keeps_failed_pods(cluster):
+    from operators.train_pod import TrainerPodFailed
+
+    cluster.outcome = "failed"
+    operator, context = run_train_task(keep_failed_pods=True)
+    with pytest.raises(TrainerPodFailed):
+        operator.execute(context)
+    assert cluster.deleted == []
+    assert cluster.labels[cluster.created[0]["metadata"]["name"]]["already_checked"] == "True"
+
+
+def test_deadline_exceeded_says_so(cluster):
+    from operators.train_pod import TrainerPodFailed
+
+    cluster.outcome = "deadline"
+    cluster.log_lines = ["epoch 1/200", "epoch 2/200"]
+    operator, context = run_train_task()
+
+    with pytest.raises(TrainerPodFailed) as failed:
+        operator.execute(context)
+
+    message = str(failed.value)
+    assert "DeadlineExceeded" in message and "activeDeadlineSeconds=3600" in message
+    assert "epoch 2/200" in message
+
+
+def test_image_that_cannot_be_pulled_fails_naming_the_pull_error(cluster):
+    from operators.train_pod import TrainerPodFailed
+
+    cluster.outcome = "unpullable"
+    operator, context = run_train_task()
+    with pytest.raises(TrainerPodFailed) as failed:
+        operator.execute(context)
+    assert "trainer never started: ErrImagePull: manifest unknown" in str(failed.value)
+    assert cluster.deleted
+
+
+def test_failure_message_never_shows_a_secret(cluster):
+    from operators.train_pod import TrainerPodFailed
+
+    cluster.outcome = "failed"
+    cluster.log_lines = [f"connecting with secret {SECRET_KEY}", "AccessDenied"]
+    operator, context = run_train_task()
+    with pytest.raises(TrainerPodFailed) as failed:
+        operator.execute(context)
+    assert SECRET_KEY not in str(failed.value) and "AccessDenied" in str(failed.value)
+
+
+def test_pod_that_wrote_no_result_fails_the_task(cluster):
+    cluster.xcom = None
+    operator, context = run_train_task()
+    with pytest.raises(Exception, match="wrote no result to /airflow/xcom/return.json"):
+        operator.execute(context)
+
+
+def test_result_for_another_dataset_is_refused(cluster):
+    cluster.xcom = trainer_result(dataset_hash="99" * 32)
+    operator, context = run_train_task()
+    with pytest.raises(Exception, match="trainer reports dataset 999999999999, expected cd34cd34cd34"):
+        operator.execute(context)
+
+
+def test_deferrable_run_defers_to_the_pod_trigger_then_returns_the_result(cluster):
+    from airflow.providers.cncf.kubernetes.triggers.pod import KubernetesPodTrigger
+    from airflow.sdk.exceptions import TaskDeferred
+
+    operator, context = run_train_task(deferrable=True)
+    with pytest.raises(TaskDeferred) as deferred:
+        operator.execute(context)
+
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, KubernetesPodTrigger)
+    assert deferred.value.method_name == "trigger_reentry"
+    assert (trigger.pod_namespace, trigger.on_finish_action) == ("trainyard", "delete_pod")
+    assert trigger.pod_name == cluster.created[0]["metadata"]["name"]
+
+    # The triggerer saw the pod finish; a fresh operator instance resumes, as after a real deferral.
+    resumed, context = run_train_task(deferrable=True)
+    result = resumed.trigger_reentry(context, {"status": "success", "name": trigger.pod_name, "namespace": "trainyard"})
+    assert result == trainer_result()
+    assert cluster.deleted == [trigger.pod_name]
+
+
+def test_deferrable_run_past_its_deadline_fails_with_the_reason(cluster):
+    from airflow.sdk.exceptions import TaskDeferred
+
+    from operators.train_pod import TrainerPodFailed
+
+    cluster.outcome = "deadline"
+    operator, context = run_train_task(deferrable=True)
+    with pytest.raises(TaskDeferred):
+        operator.execute(context)
+    name = cluster.created[0]["metadata"]["name"]
+    resumed, context = run_train_task(deferrable=True)
+    with pytest.raises(TrainerPodFailed, match="DeadlineExceeded"):
+        resumed.trigger_reentry(context, {"status": "failed", "name": name, "namespace": "trainyard", "message": "Pod failed"})
+
+
+def test_train_task_wired_in_a_dag_waits_for_validation_and_renders_upstream_xcoms(cluster):
+    """The wiring dags/training_pipeline.py uses: plan/snapshot/validation XComArgs in, TrainerResult out."""
+    from airflow.sdk import DAG, task
+
+    from operators.train_pod import TrainerPodOperator
+
+    with DAG(dag_id="training_pipeline", schedule=None):
+        @task(task_id="plan")
+        def plan_task():
+            return make_plan()
+
+        @task(task_id="snapshot")
+        def snapshot_task(plan):
+            return SNAPSHOT
+
+        @task(task_id="validate")
+        def validate_task(plan, snapshot):
+            return {"report_key": "r", "expectations_evaluated": 3}
+
+        plan = plan_task()
+        snapshot = snapshot_task(plan)
+        validation = validate_task(plan, snapshot)
+        train = TrainerPodOperator(plan=plan, snapshot=snapshot, validation=validation, startup_check_interval_seconds=0)
+
+    assert train.upstream_task_ids == {"plan", "snapshot", "validate"}
+    assert train.pool == "trainyard-default"
+    ti = TaskInstanceStub(upstream_results={"plan": make_plan(), "snapshot": SNAPSHOT, "validate": {"report_key": "r"}})
+    context = {"ti": ti, "run_id": ti.run_id, "dag": train.dag}
+    train.render_template_fields(context)
+    assert train.execute(context) == trainer_result()
+    assert cluster.created[0]["metadata"]["labels"]["trainyard.io/dataset-hash"] == DATASET_HASH[:12]
