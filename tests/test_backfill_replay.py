@@ -24,10 +24,27 @@ pytestmark = pytest.mark.slow
 JAN_12 = datetime(2026, 1, 12, 3, 0, tzinfo=timezone.utc)
 
 
+@pytest.fixture(scope="module")
+def backfill_store(airflow_db, tmp_path_factory):
+    """One store with a model registered for 2026-01-12, shared by this module's tests."""
+    root = tmp_path_factory.mktemp("backfill") / "store"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TRAINYARD_STORE", "local")
+        patch.setenv("TRAINYARD_STORE_ROOT", str(root))
+        run = run_dag("scheduled_retraining", {"epochs": 2}, logical_date=JAN_12)
+        assert run.state == "success", run.failed_tasks
+        yield root
+
+
 @pytest.fixture
-def model_for_jan_12(airflow_db, store_root):
-    run = run_dag("scheduled_retraining", {"epochs": 2}, logical_date=JAN_12)
-    assert run.state == "success", run.failed_tasks
+def store_root(backfill_store, monkeypatch):
+    monkeypatch.setenv("TRAINYARD_STORE", "local")
+    monkeypatch.setenv("TRAINYARD_STORE_ROOT", str(backfill_store))
+    return backfill_store
+
+
+@pytest.fixture
+def model_for_jan_12(store_root):
     return load_manifest(LocalStore(store_root), "digits-digits-cnn", 1)
 
 
@@ -61,7 +78,7 @@ def test_current_code_replay_keeps_old_data_and_seeds(model_for_jan_12, store_ro
     assert plan.pinned_dataset_hash == model_for_jan_12.dataset.dataset_hash and not plan.promote
 
 
-def test_backfill_never_moves_the_champion(model_for_jan_12, store_root, airflow_db):
+def test_backfill_never_moves_the_champion(model_for_jan_12, store_root):
     store = LocalStore(store_root)
     assert read_alias(store, "digits-digits-cnn").version == 1
     plan = backfill_plan(store, make_plan("backfill-4"), date(2026, 1, 19), "exact")
@@ -95,7 +112,8 @@ def test_exact_replay_names_a_digest_missing_from_the_registry_and_never_uses_a_
         check_trainer_available(image, exists)
 
 
-def test_a_backfill_date_before_any_data_is_refused_by_name(local_store, tmp_path):
+def test_a_backfill_date_before_any_data_is_refused_by_name(tmp_path):
+    local_store = LocalStore(tmp_path / "store")
     source = catalog().dataset("digits").source
     with pytest.raises(SnapshotError, match="no dt= partitions up to 2025-12-01; the earliest is dt=2026-01-05"):
         snapshot_dataset(local_store, "digits", source, as_of=date(2025, 12, 1))

@@ -99,3 +99,25 @@ def test_out_of_bounds_params_are_rejected_before_any_task_runs(airflow_db, stor
     with pytest.raises(ParamValidationError, match=words):
         run_dag("training_pipeline", {"dataset": "digits", "algorithm": "digits-cnn", **FAST, **bad})
     assert not store_root.exists() or not list(LocalStore(store_root).list_keys("models/"))
+
+
+@pytest.mark.parametrize("executor,operator,pool", [("subprocess", "_PythonDecoratedOperator", "default_pool"),
+                                                   ("kubernetes", "TrainerPodOperator", "trainyard-default")])
+def test_executor_setting_picks_the_train_operator_at_parse_time(executor, operator, pool):
+    code = (
+        "from trainyard.local_airflow import configure_airflow_env, load_dag; configure_airflow_env(); "
+        "t = load_dag('training_pipeline').get_task('train'); print('TRAIN', type(t).__name__, t.pool)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**__import__("os").environ, "TRAINYARD_EXECUTOR": executor})
+    assert f"TRAIN {operator} {pool}" in out.stdout
+
+
+def test_every_dag_file_loads_in_airflows_own_dagbag_without_import_errors():
+    from airflow.dag_processing.dagbag import DagBag
+
+    from trainyard.local_airflow import DAGS_FOLDER
+
+    bag = DagBag(dag_folder=str(DAGS_FOLDER))
+    assert bag.import_errors == {}
+    assert set(bag.dags) == {"training_pipeline", "scheduled_retraining", "scheduled_retraining_intents", "dataset_snapshots"}
