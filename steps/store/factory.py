@@ -19,6 +19,7 @@ ENV_MINIO_ACCESS_KEY = "TRAINYARD_MINIO_ACCESS_KEY"
 ENV_MINIO_SECRET_KEY = "TRAINYARD_MINIO_SECRET_KEY"
 ENV_MINIO_BUCKET_PREFIX = "TRAINYARD_MINIO_BUCKET_PREFIX"
 ENV_MINIO_OBJECT_LOCK_DAYS = "TRAINYARD_MINIO_OBJECT_LOCK_DAYS"
+ENV_MINIO_OBJECT_LOCK_MODE = "TRAINYARD_MINIO_OBJECT_LOCK_MODE"
 
 SECRET_ENV_NAMES = (ENV_MINIO_ACCESS_KEY, ENV_MINIO_SECRET_KEY)
 
@@ -42,6 +43,7 @@ class StoreSettings:
     minio_secret_key: str = field(default="", repr=False)
     bucket_prefix: str = "trainyard"
     object_lock_days: int = 0  # 0 = object-lock retention off
+    object_lock_mode: str = "GOVERNANCE"  # or "COMPLIANCE"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "StoreSettings":
@@ -58,6 +60,7 @@ class StoreSettings:
             minio_secret_key=env.get(ENV_MINIO_SECRET_KEY, ""),
             bucket_prefix=env.get(ENV_MINIO_BUCKET_PREFIX, "trainyard"),
             object_lock_days=int(env.get(ENV_MINIO_OBJECT_LOCK_DAYS, "0") or 0),
+            object_lock_mode=env.get(ENV_MINIO_OBJECT_LOCK_MODE, "GOVERNANCE").strip().upper() or "GOVERNANCE",
         )
 
     def public_env(self) -> dict[str, str]:
@@ -87,5 +90,5 @@ def open_store(settings: StoreSettings | None = None) -> ArtifactStore:
     if settings.backend == "minio":
         from steps.store.minio_store import MinioStore
 
-        return MinioStore(settings)
+        return MinioStore(settings, object_lock_mode=settings.object_lock_mode)
     raise StoreError(f"unknown store backend {settings.backend!r}; use 'local' or 'minio'")
