@@ -37,7 +37,7 @@ test-fast: venv
 	$(BIN)/pytest -p no:cacheprovider -m "not e2e and not minio and not registry and not containers"
 
 test-containers: venv services
-	bash scripts/build-images.sh
+	bash scripts/build-images.sh --no-push
 	$(BIN)/pytest -p no:cacheprovider -m containers
 
 images: venv services

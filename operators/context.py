@@ -36,3 +36,9 @@ def run_identity(context: dict[str, Any]) -> tuple[str, str, date | None]:
 
 def store_settings(settings: Settings) -> StoreSettings:
     return settings.store
+
+
+def executor_for(kind: str, settings: Settings):
+    from steps.executors.factory import make_executor
+
+    return make_executor(kind, container_runtime=settings.container_runtime)

@@ -89,13 +89,13 @@ def validate_task(plan: dict, snapshot: dict) -> dict:
 @task(task_id="train")
 def train_task(plan: dict, snapshot: dict, validation: dict) -> dict:
     from operators.context import load_settings
-    from steps.executors.factory import make_executor
+    from operators.context import executor_for
     from steps.plan import RunPlan
     from steps.train import run_training
 
     settings = load_settings()
     run = RunPlan.model_validate(plan)
-    result = run_training(run, snapshot["dataset_hash"], make_executor(run.executor), settings.store)
+    result = run_training(run, snapshot["dataset_hash"], executor_for(run.executor, settings), settings.store)
     return result.model_dump(mode="json")
 
 
@@ -103,19 +103,20 @@ def train_task(plan: dict, snapshot: dict, validation: dict) -> dict:
 def evaluate_task(plan: dict, result: dict) -> dict:
     from operators.context import load_settings, open_artifact_store
     from steps.contract import TrainerResult
+    from operators.context import executor_for
     from steps.evaluate import evaluate_challenger
-    from steps.executors.factory import make_executor
     from steps.plan import RunPlan
 
     settings = load_settings()
     run = RunPlan.model_validate(plan)
+    # Re-scoring a champion runs beside this task: in Kubernetes mode, as a local subprocess.
     executor_kind = run.executor if run.executor != "kubernetes" else "subprocess"
     record = evaluate_challenger(
         open_artifact_store(settings),
         settings.store,
         run,
         TrainerResult.model_validate(result),
-        make_executor(executor_kind),
+        executor_for(executor_kind, settings),
         primary_metric=settings.primary_metric,
         min_improvement=settings.min_improvement,
     )

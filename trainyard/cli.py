@@ -91,7 +91,8 @@ def cmd_reproduce(args) -> int:
 
     settings = _settings()
     manifest = resolve_model_ref(_store(settings), args.model_ref)
-    executor = make_executor("subprocess" if manifest.trainer.code_sha256 else settings.executor)
+    kind = "subprocess" if manifest.trainer.code_sha256 else settings.executor
+    executor = make_executor(kind, container_runtime=settings.container_runtime)
     report, _ = reproduce_model(manifest, executor, settings.store)
     print(report.summary())
     return 0 if report.weights_match else 3

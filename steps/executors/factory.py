@@ -4,7 +4,7 @@ from __future__ import annotations
 from steps.executors.base import TrainerExecutor
 
 
-def make_executor(kind: str, **options) -> TrainerExecutor:
+def make_executor(kind: str, *, container_runtime: str = "podman") -> TrainerExecutor:
     if kind == "subprocess":
         from steps.executors.subprocess_executor import SubprocessExecutor
 
@@ -12,7 +12,7 @@ def make_executor(kind: str, **options) -> TrainerExecutor:
     if kind == "container":
         from steps.executors.container_executor import ContainerExecutor
 
-        return ContainerExecutor(**options)
+        return ContainerExecutor(runtime=container_runtime)
     if kind == "kubernetes":
         raise ValueError("the kubernetes executor runs as a KubernetesPodOperator task, not in-process")
     raise ValueError(f"executor {kind!r} is unknown; use subprocess, container or kubernetes")

@@ -39,6 +39,7 @@ class SubprocessExecutor:
             "PYTHONHASHSEED": "0",
             "HOME": scratch_dir,
             ENV_SCRATCH_DIR: scratch_dir,
+            "TMPDIR": scratch_dir,  # as in the pod, where the root filesystem is read-only
             **trainer_public_env(job, store),
             **trainer_secret_env(store),
         }

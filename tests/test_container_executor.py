@@ -1,0 +1,317 @@
+"""The container executor: the rendered pod maps to `podman run` faithfully (fast, unmarked),
+and the built trainer image trains the same weights as the subprocess executor (containers)."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from steps.catalog import Resources
+from steps.contract import TrainingJob
+from steps.executors.base import TrainerFailed, TrainerImage
+from steps.executors.code_hash import TRAINER_SHARED_CODE
+from steps.executors.container_executor import ContainerExecutor, podman_args
+from steps.executors.environment import trainer_public_env
+from steps.hashing import sha256_file
+from steps.image_digest import resolve_digest
+from steps.pod_spec import PodPlacement, render_trainer_pod
+from steps.store import StoreSettings
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ALGORITHMS = ("digits-cnn", "intent-classification")
+DIGEST = "sha256:" + "ab" * 32
+ACCESS_KEY = "trainyard-access-7c1e"
+SECRET_KEY = "s3cr3t-value-that-must-not-leak-91f0"
+# The first marked test builds the images when `make test-containers` has not: ~15 min cold.
+COLD_BUILD_TIMEOUT_S = 3600
+FAST = {"epochs": 2, "batch_size": 64, "learning_rate": 0.01, "seed": 7}
+
+
+def _job(**overrides) -> TrainingJob:
+    values = dict(
+        run_id="tests-r1-0123456789",
+        algorithm="digits-cnn",
+        dataset_name="digits",
+        dataset_hash="d" * 64,
+        dataset_snapshot_key="datasets/digits/snapshots/" + "d" * 64 + ".json",
+        output_prefix="runs/tests-r1-0123456789",
+        seed=7,
+        split_seed=11,
+        test_fraction=0.2,
+        hyperparameters={"epochs": 2, "learning_rate": 0.01, "batch_size": 64},
+        num_threads=1,
+    )
+    return TrainingJob(**{**values, **overrides})
+
+
+def _image() -> TrainerImage:
+    return TrainerImage(
+        algorithm="digits-cnn",
+        image_reference="127.0.0.1:5000/trainyard/digits-cnn:1.0.0",
+        image_digest=DIGEST,
+        entrypoint="images/digits-cnn/train.py",
+    )
+
+
+def _placement(**overrides) -> PodPlacement:
+    values = dict(team="local", namespace="local", resources=Resources(), active_deadline_s=600, secret_name="store-creds")
+    return PodPlacement(**{**values, **overrides})
+
+
+def _minio_settings() -> StoreSettings:
+    return StoreSettings(
+        backend="minio", minio_endpoint="127.0.0.1:9000", minio_access_key=ACCESS_KEY, minio_secret_key=SECRET_KEY
+    )
+
+
+def _pod(store: StoreSettings | None = None, **placement):
+    return render_trainer_pod(_job(), _image(), store or _minio_settings(), _placement(**placement))
+
+
+def _secrets() -> dict[str, str]:
+    return {"TRAINYARD_MINIO_ACCESS_KEY": ACCESS_KEY, "TRAINYARD_MINIO_SECRET_KEY": SECRET_KEY}
+
+
+def _flag_values(args: list[str], flag: str) -> list[str]:
+    return [args[i + 1] for i, arg in enumerate(args[:-1]) if arg == flag]
+
+
+def test_container_runs_the_pods_digest_pinned_image_as_uid_10001_with_a_locked_down_root():
+    args = podman_args(_pod(), _secrets())
+    assert args[0] == "run"
+    assert args[-1] == f"127.0.0.1:5000/trainyard/digits-cnn@{DIGEST}"  # the same digest, no tag
+    assert _flag_values(args, "--runtime") == ["runc"]
+    assert _flag_values(args, "--network") == ["host"]  # reaches a MinIO on the host's loopback
+    assert _flag_values(args, "--user") == ["10001:10001"]
+    assert "--read-only" in args and "--read-only-tmpfs=false" in args
+    assert _flag_values(args, "--cap-drop") == ["ALL"]
+    assert _flag_values(args, "--security-opt") == ["no-new-privileges"]
+    assert "--rm" in args
+    assert _flag_values(args, "--pull") == ["never"]  # the executor pulls by digest first, never a tag
+
+
+def test_container_gets_exactly_the_pods_public_env():
+    args = podman_args(_pod(), _secrets())
+    passed = dict(e.split("=", 1) for e in _flag_values(args, "-e") if "=" in e)
+    expected = {**trainer_public_env(_job(), _minio_settings()), "TRAINYARD_SCRATCH_DIR": "/scratch", "HOME": "/scratch",
+                "TMPDIR": "/scratch"}
+    assert passed == expected
+
+
+def test_secret_values_never_appear_on_the_command_line_only_their_names():
+    args = podman_args(_pod(), _secrets())
+    assert not any(SECRET_KEY in arg or ACCESS_KEY in arg for arg in args)
+    bare = [e for e in _flag_values(args, "-e") if "=" not in e]
+    assert bare == ["TRAINYARD_MINIO_ACCESS_KEY", "TRAINYARD_MINIO_SECRET_KEY"]
+
+
+def test_a_secret_the_store_settings_lack_is_refused_by_name_without_any_value():
+    with pytest.raises(ValueError, match="TRAINYARD_MINIO_SECRET_KEY") as raised:
+        podman_args(_pod(), {"TRAINYARD_MINIO_ACCESS_KEY": ACCESS_KEY})
+    assert ACCESS_KEY not in str(raised.value)
+
+
+def test_scratch_is_the_given_host_dir_or_else_a_tmpfs():
+    bound = podman_args(_pod(), _secrets(), empty_dirs={"scratch": "/var/tmp/scratch-1"})
+    assert _flag_values(bound, "-v") == ["/var/tmp/scratch-1:/scratch"]
+    assert _flag_values(podman_args(_pod(), _secrets()), "--tmpfs") == ["/scratch:rw,mode=1777"]
+
+
+def test_a_local_store_is_mounted_at_the_same_path_the_trainer_is_told(tmp_path):
+    store = StoreSettings(backend="local", root=str(tmp_path / "store"))
+    args = podman_args(_pod(store), {}, empty_dirs={"scratch": "/var/tmp/s"})
+    assert f"{tmp_path / 'store'}:{tmp_path / 'store'}" in _flag_values(args, "-v")
+    assert f"TRAINYARD_STORE_ROOT={tmp_path / 'store'}" in _flag_values(args, "-e")
+
+
+def test_resource_limits_become_cpu_and_memory_limits():
+    args = podman_args(_pod(resources=Resources(cpu_limit="1500m", memory_limit="3Gi")), _secrets())
+    assert _flag_values(args, "--cpus") == ["1.5"]
+    assert _flag_values(args, "--memory") == ["3g"]
+
+
+def test_docker_gets_the_same_run_without_podman_only_flags():
+    podman = podman_args(_pod(), _secrets())
+    docker = podman_args(_pod(), _secrets(), runtime="docker")
+    assert "--runtime" not in docker and "--read-only-tmpfs=false" not in docker
+    assert docker[-1] == podman[-1]
+    assert _flag_values(docker, "-e") == _flag_values(podman, "-e")
+
+
+def test_an_unknown_container_runtime_is_refused_with_the_supported_ones():
+    with pytest.raises(ValueError, match="podman or docker"):
+        ContainerExecutor(runtime="nerdctl")
+
+
+def test_a_local_store_the_trainer_cannot_write_is_refused_before_anything_runs(tmp_path):
+    root = tmp_path / "store"
+    root.mkdir(mode=0o755)
+    with pytest.raises(TrainerFailed, match="not writable by the trainer's uid 10001.*TRAINYARD_STORE=minio"):
+        ContainerExecutor().run(_job(), _image(), StoreSettings(backend="local", root=str(root)), deadline_s=60)
+
+
+def _copied_sources(dockerfile: Path) -> list[str]:
+    """Source paths of every COPY without --from (joined across line continuations)."""
+    text = re.sub(r"\\\n\s*", " ", dockerfile.read_text())
+    sources = []
+    for line in text.splitlines():
+        parts = line.split()
+        if parts[:1] == ["COPY"] and not any(p.startswith("--from") for p in parts):
+            sources += [p.rstrip("/") for p in parts[1:-1] if not p.startswith("--")]
+    return sources
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_image_ships_every_module_the_trainer_imports_and_nothing_else(algorithm):
+    dockerfile = PROJECT_ROOT / "images" / algorithm / "Dockerfile"
+    copied = set(_copied_sources(dockerfile))
+    assert set(TRAINER_SHARED_CODE) <= copied
+    assert copied - set(TRAINER_SHARED_CODE) == {f"images/{algorithm}/requirements.lock", f"images/{algorithm}/train.py"}
+    allowed = {
+        line[1:].rstrip("/")
+        for line in (dockerfile.parent / "Dockerfile.dockerignore").read_text().splitlines()
+        if line.startswith("!")
+    }
+    assert allowed == copied  # the build context holds what the image copies, and only that
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_image_runs_the_trainer_as_non_root_from_a_digest_pinned_base(algorithm):
+    text = (PROJECT_ROOT / "images" / algorithm / "Dockerfile").read_text()
+    assert text.count("FROM ${BASE_IMAGE}") == 2  # builder and runtime stages, same pinned base
+    assert "USER 10001:10001" in text
+    assert f'ENTRYPOINT ["/opt/venv/bin/python", "/app/images/{algorithm}/train.py"]' in text
+    assert "--require-hashes" in text
+
+
+# --- the real thing: podman, the built images, a registry, MinIO ------------------------
+
+
+def _build_push_and_register(registry_host: str, store_env: dict[str, str]) -> dict[str, str]:
+    """Run scripts/build-images.sh (cached after the first build on a machine); algorithm -> pinned ref."""
+    done = subprocess.run(
+        ["bash", str(PROJECT_ROOT / "scripts" / "build-images.sh"), "--registry", registry_host],
+        cwd=PROJECT_ROOT, env={**os.environ, **store_env}, capture_output=True, text=True, timeout=3600,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert store_env["TRAINYARD_MINIO_SECRET_KEY"] not in done.stderr + done.stdout
+    pinned = dict(line.split(" ", 1) for line in done.stdout.strip().splitlines())
+    assert set(pinned) == set(ALGORITHMS)
+    return pinned
+
+
+@pytest.fixture(scope="module")
+def registered_images(oci_registry, minio_server):
+    from tests.minio_server import unique_bucket_prefix
+
+    settings = minio_server.settings(bucket_prefix=unique_bucket_prefix())
+    env = {
+        "TRAINYARD_STORE": "minio",
+        "TRAINYARD_MINIO_ENDPOINT": settings.minio_endpoint,
+        "TRAINYARD_MINIO_SECURE": "false",
+        "TRAINYARD_MINIO_ACCESS_KEY": settings.minio_access_key,
+        "TRAINYARD_MINIO_SECRET_KEY": settings.minio_secret_key,
+        "TRAINYARD_MINIO_BUCKET_PREFIX": settings.bucket_prefix,
+    }
+    pinned = _build_push_and_register(oci_registry.host, env)
+    for algorithm, reference in pinned.items():  # the registry serves the digest that was registered
+        repository, digest = reference.split("@")
+        assert resolve_digest(f"{repository}:1.0.0", insecure=True).digest == digest
+    yield settings, env, pinned
+    _forget_images_pulled_from(oci_registry.host)
+
+
+def _forget_images_pulled_from(registry_host: str) -> None:
+    """The executor pulls from this session's registry; keep only images known by other names too."""
+    env = {**os.environ, "CONTAINERS_CONF": str(PROJECT_ROOT / "images" / "containers.conf")}
+    listed = subprocess.run(["podman", "images", "--format", "json"], env=env, capture_output=True, text=True)
+    for image in json.loads(listed.stdout or "[]"):
+        names = image.get("Names") or []
+        if names and all(name.startswith(registry_host + "/") for name in names):
+            for name in names:  # removing the last name removes the image
+                subprocess.run(["podman", "rmi", name], env=env, capture_output=True)
+
+
+@pytest.mark.containers
+@pytest.mark.timeout(COLD_BUILD_TIMEOUT_S)
+@pytest.mark.slow
+def test_training_pipeline_in_a_container_registers_the_weights_the_subprocess_run_registers(
+    registered_images, airflow_db, monkeypatch
+):
+    from steps.models import load_manifest
+    from steps.plan import run_key_for
+    from steps.register import RegisteredVersion
+    from steps.store import open_store
+    from tests.minio_server import unique_bucket_prefix
+    from trainyard.local_airflow import run_dag
+
+    settings, env, pinned = registered_images
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    manifests = {}
+    # The container run uses the store build-images.sh registered the digests in; the
+    # subprocess run gets buckets of its own so it is a first registration too.
+    for executor, bucket_prefix in (("container", settings.bucket_prefix), ("subprocess", unique_bucket_prefix())):
+        monkeypatch.setenv("TRAINYARD_EXECUTOR", executor)
+        monkeypatch.setenv("TRAINYARD_MINIO_BUCKET_PREFIX", bucket_prefix)
+        run = run_dag("training_pipeline", {"dataset": "digits", "algorithm": "digits-cnn", **FAST})
+        assert run.state == "success", (executor, run.failed_tasks)
+        store = open_store(replace(settings, bucket_prefix=bucket_prefix))
+        key = f"runs/{run_key_for(run.dag_id, run.run_id)}/registered.json"
+        registered = RegisteredVersion.model_validate_json(store.get_bytes(key))
+        manifests[executor] = load_manifest(store, registered.model_name, registered.version)
+        if executor == "container":
+            log = store.get_bytes(f"runs/{run_key_for(run.dag_id, run.run_id)}/train/trainer.log").decode()
+
+    in_container, in_subprocess = manifests["container"], manifests["subprocess"]
+    # The digest build-images.sh pushed is the one the algorithm registry handed the run.
+    assert in_container.trainer.pinned_reference == pinned["digits-cnn"]
+    assert in_container.executor == "container" and in_subprocess.executor == "subprocess"
+    assert in_container.dataset.dataset_hash == in_subprocess.dataset.dataset_hash
+    assert in_container.weights_sha256 == in_subprocess.weights_sha256
+    assert in_container.metrics == in_subprocess.metrics
+    assert in_container.torch_version == in_subprocess.torch_version == "2.15.0"
+    assert "trainyard-trainer: train done" in log
+    assert settings.minio_secret_key not in log
+
+
+@pytest.mark.containers
+@pytest.mark.timeout(COLD_BUILD_TIMEOUT_S)
+def test_a_local_store_directory_is_shared_with_the_container_at_the_same_path(registered_images, tmp_path):
+    from steps.store.local import LocalStore
+    from steps.train import training_job
+    from tests.pipeline_fixtures import make_plan, snapshot_of
+
+    _, _, pinned = registered_images
+    root = tmp_path / "store"
+    snapshot = snapshot_of(LocalStore(root), "intents")
+    for path in [root, *root.rglob("*")]:  # what a user does to share a store with uid 10001
+        os.lchown(path, 10001, 10001)
+    repository, digest = pinned["intent-classification"].split("@")
+    image = TrainerImage(algorithm="intent-classification", image_reference=repository, image_digest=digest)
+    job = training_job(make_plan("local-store", dataset="intents", algorithm="intent-classification"), snapshot.dataset_hash)
+    result = ContainerExecutor().run(job, image, StoreSettings(backend="local", root=str(root)), deadline_s=900)
+    weights = root / job.weights_output_key
+    assert weights.is_file() and result.weights_sha256 == sha256_file(weights)
+    assert weights.resolve().stat().st_uid == 10001  # written from inside the container, as the trainer user
+
+
+@pytest.mark.containers
+@pytest.mark.timeout(COLD_BUILD_TIMEOUT_S)
+def test_a_failing_trainer_in_a_container_reports_its_last_log_lines(registered_images):
+    settings, _, pinned = registered_images
+    repository, digest = pinned["intent-classification"].split("@")
+    image = TrainerImage(algorithm="intent-classification", image_reference=repository, image_digest=digest)
+    job = _job(algorithm="intent-classification", dataset_name="intents", run_id="tests-missing-snapshot",
+               output_prefix="runs/tests-missing-snapshot")  # no such snapshot in the store
+    with pytest.raises(TrainerFailed) as raised:
+        ContainerExecutor().run(job, image, settings, deadline_s=600)
+    message = str(raised.value)
+    assert "exited with code 1" in message
+    assert "trainyard-trainer: error:" in message
+    assert settings.minio_secret_key not in message
