@@ -11,7 +11,7 @@ import pytest
 
 from steps.executors.base import TrainerImage
 from steps.executors.subprocess_executor import SubprocessExecutor
-from steps.models import load_manifest, read_alias
+from steps.models import load_manifest, read_alias, registered_versions
 from steps.replay import ReplayRefused, WeightsMismatch, backfill_plan, check_trainer_available, verify_reproduction
 from steps.snapshot import SnapshotError, snapshot_dataset
 from steps.store import StoreSettings
@@ -118,3 +118,15 @@ def test_a_backfill_date_before_any_data_is_refused_by_name(tmp_path):
     with pytest.raises(SnapshotError, match="no dt= partitions up to 2025-12-01; the earliest is dt=2026-01-05"):
         snapshot_dataset(local_store, "digits", source, as_of=date(2025, 12, 1))
     assert not list(local_store.list_keys("datasets/snapshots/"))
+
+
+def test_a_champion_scored_on_another_eval_set_is_re_evaluated_on_the_challengers(model_for_jan_12, store_root):
+    """The Jan-12 champion saw fewer partitions, so its eval set differs from today's: the
+    evaluate step runs the champion's trainer in evaluate mode on the challenger's eval set."""
+    run = run_dag("training_pipeline", {"dataset": "digits", "algorithm": "digits-cnn", "epochs": 1, "seed": 5})
+    assert run.state == "success", run.failed_tasks
+    store = LocalStore(store_root)
+    latest = load_manifest(store, "digits-digits-cnn", max(registered_versions(store, "digits-digits-cnn")))
+    assert latest.dataset.eval_set_hash != model_for_jan_12.dataset.eval_set_hash
+    assert latest.evaluation.champion_version == 1 and latest.evaluation.champion_source == "re-evaluated"
+    assert latest.evaluation.champion_metrics.n_examples == latest.metrics.n_examples
