@@ -4,14 +4,12 @@ the same image digest, env, read-only root, scratch volume and user (docs/traine
 """
 from __future__ import annotations
 
-import collections
 import logging
 import os
 import secrets as random_tokens
 import shutil
 import subprocess
 import tempfile
-import threading
 from pathlib import Path
 from typing import Mapping
 
@@ -20,13 +18,13 @@ from kubernetes.client import models as k8s
 from steps.catalog import Resources
 from steps.contract import TrainerResult, TrainingJob
 from steps.executors.base import TrainerFailed, TrainerImage
-from steps.executors.environment import redact, trainer_secret_env
+from steps.executors.environment import trainer_secret_env
+from steps.executors.trainer_process import run_trainer_process, trainer_result
 from steps.pod_spec import GPU_RESOURCE, TRAINER_CONTAINER, PodPlacement, render_trainer_pod
-from steps.store import StoreSettings, open_store
+from steps.store import StoreSettings
 
 log = logging.getLogger(__name__)
 
-LOG_TAIL_LINES = 20
 RUNTIMES = ("podman", "docker")
 PULL_TIMEOUT_S = 1800
 LOCAL_PLACEMENT_SECRET = "trainyard-store"  # only a name: values come from StoreSettings on this host
@@ -212,44 +210,22 @@ class ContainerExecutor:
         binary = self._binary()
         reference = pod.spec.containers[0].image
         self.ensure_image(reference)
-        tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
-        full_log: list[str] = []
         name = f"trainyard-{pod.metadata.name}-{random_tokens.token_hex(4)}"
         with tempfile.TemporaryDirectory(prefix="trainyard-scratch-") as scratch:
             _give_to_trainer(Path(scratch), pod)
             args = podman_args(pod, secrets, empty_dirs={"scratch": scratch}, runtime=self.runtime)
             command = [binary, *args[:1], "--name", name, *args[1:]]
             log.info("running trainer %s in %s (%s)", job.algorithm, reference, self.runtime)
-            proc = subprocess.Popen(
-                command, env=self._runtime_env(secrets), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            outcome = run_trainer_process(
+                command,
+                env=self._runtime_env(secrets),
+                deadline_s=deadline_s,
+                secrets=secrets,
+                # Killing the client would leave the container running: remove the container itself.
+                on_deadline=lambda _proc: self._remove(binary, name),
             )
-            # Killing the client would leave the container running: remove the container itself.
-            killer = threading.Timer(deadline_s, self._remove, args=(binary, name))
-            killer.start()
-            exit_code: int | None = None
-            try:
-                assert proc.stdout is not None
-                for line in proc.stdout:
-                    line = redact(line.rstrip("\n"), secrets)
-                    tail.append(line)
-                    full_log.append(line)
-                    log.info("[trainer] %s", line)
-                exit_code = proc.wait()
-            finally:
-                timed_out = not killer.is_alive() and exit_code != 0
-                killer.cancel()
-        if timed_out:
-            raise TrainerFailed(
-                f"trainer {job.algorithm!r} exceeded its deadline of {deadline_s}s; last log lines:\n" + "\n".join(tail)
-            )
-        artifacts = open_store(store)
-        artifacts.put_bytes(f"{job.output_prefix}/trainer.log", ("\n".join(full_log) + "\n").encode())
-        if exit_code != 0:
-            raise TrainerFailed(
-                f"trainer {job.algorithm!r} exited with code {exit_code} in container {reference}; last log lines:\n"
-                + "\n".join(tail)
-            )
-        return TrainerResult.model_validate_json(artifacts.get_bytes(job.result_output_key))
+        where = f" (deadline {deadline_s}s)" if outcome.timed_out else f" in container {reference}"
+        return trainer_result(job, outcome, store, where)
 
     def _remove(self, binary: str, name: str) -> None:
         subprocess.run([binary, "rm", "--force", name], env=self._runtime_env(), capture_output=True)

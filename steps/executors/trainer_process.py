@@ -1,0 +1,75 @@
+"""Run a trainer command, stream its redacted log, enforce the deadline, and turn the
+outcome into a TrainerResult or a TrainerFailed carrying the last log lines.
+Shared by the subprocess and container executors."""
+from __future__ import annotations
+
+import logging
+import subprocess
+import threading
+from dataclasses import dataclass
+from typing import Callable
+
+from steps.contract import TrainerResult, TrainingJob
+from steps.executors.base import TrainerFailed
+from steps.executors.environment import redact
+from steps.store import StoreSettings, open_store
+
+log = logging.getLogger(__name__)
+LOG_TAIL_LINES = 20
+
+
+@dataclass(frozen=True)
+class TrainerProcessOutcome:
+    exit_code: int
+    timed_out: bool
+    log_lines: list[str]
+
+    @property
+    def tail(self) -> str:
+        return "\n".join(self.log_lines[-LOG_TAIL_LINES:])
+
+
+def run_trainer_process(
+    command: list[str],
+    *,
+    env: dict[str, str],
+    deadline_s: int,
+    secrets: dict[str, str],
+    on_deadline: Callable[[subprocess.Popen], None] | None = None,
+    cwd: str | None = None,
+) -> TrainerProcessOutcome:
+    proc = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    fired = threading.Event()
+
+    def deadline_reached() -> None:  # a hung trainer must not hang the task
+        fired.set()
+        (on_deadline or (lambda p: p.kill()))(proc)
+
+    timer = threading.Timer(deadline_s, deadline_reached)
+    timer.start()
+    lines: list[str] = []
+    try:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            line = redact(raw.rstrip("\n"), secrets)
+            lines.append(line)
+            log.info("[trainer] %s", line)
+        exit_code = proc.wait()
+    finally:
+        timer.cancel()
+    return TrainerProcessOutcome(exit_code, fired.is_set(), lines)
+
+
+def trainer_result(job: TrainingJob, outcome: TrainerProcessOutcome, store: StoreSettings, where: str = "") -> TrainerResult:
+    """Keep the log beside the outputs, then fail loudly or read the trainer's result.json."""
+    artifacts = open_store(store)
+    artifacts.put_bytes(f"{job.output_prefix}/trainer.log", ("\n".join(outcome.log_lines) + "\n").encode())
+    if outcome.timed_out:
+        raise TrainerFailed(
+            f"trainer {job.algorithm!r} exceeded its deadline{where}; last log lines:\n{outcome.tail}"
+        )
+    if outcome.exit_code != 0:
+        raise TrainerFailed(
+            f"trainer {job.algorithm!r} exited with code {outcome.exit_code}{where}; last log lines:\n{outcome.tail}"
+        )
+    return TrainerResult.model_validate_json(artifacts.get_bytes(job.result_output_key))
