@@ -31,7 +31,7 @@ def training_params() -> dict[str, Param]:
             description="Registered training algorithm (config/algorithms.yaml).",
         ),
         "model_name": Param(
-            "", type="string", title="Model name", pattern=r"^([a-z0-9][a-z0-9._-]{0,62})?$",
+            None, type=["null", "string"], title="Model name", pattern=r"^([a-z0-9][a-z0-9._-]{0,62})?$",
             description="Registry name of the model; empty means <dataset>-<algorithm>.",
         ),
         "epochs": Param(8, type="integer", title="Epochs", description="Passes over the training split.", **BOUNDS["epochs"]),

@@ -48,13 +48,13 @@ def cmd_run(args) -> int:
     from trainyard.local_airflow import configure_airflow_env, run_dag
 
     conf = {k: v for k, v in {
-        "dataset": args.dataset, "algorithm": args.algorithm, "model_name": args.model_name or "",
+        "dataset": args.dataset, "algorithm": args.algorithm, "model_name": args.model_name,
         "epochs": args.epochs, "learning_rate": args.learning_rate, "batch_size": args.batch_size, "seed": args.seed,
     }.items() if v is not None}
     configure_airflow_env()
     from operators.params import training_params
 
-    defaults = {name: param.value for name, param in training_params().items()}
+    defaults = {name: param.value for name, param in training_params().items() if param.value is not None}
     parse_request({**defaults, **conf})  # same bounds as the form: fail before Airflow starts
     run = run_dag("training_pipeline", conf)
     return _report_run(run)

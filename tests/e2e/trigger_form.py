@@ -1,0 +1,102 @@
+"""Drive Airflow 3's "Trigger Dag" dialog with Playwright, the way a person does.
+
+The dialog's <label for=...> ids do not match its inputs' ids (seen in Airflow 3.3.2),
+so fields are found by their visible label text and the field container around it,
+not with get_by_label.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import unquote
+
+from playwright.sync_api import Browser, Locator, Page, sync_playwright
+
+CHROMIUM_PATH = Path("/usr/bin/chromium")
+# No browser download is possible here: Debian's chromium, headless, and quiet about
+# the network (no update/sync/QUIC traffic off the loopback interface).
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+UI_TIMEOUT_MS = 30_000
+
+
+@contextmanager
+def chromium() -> Iterator[Browser]:
+    if not CHROMIUM_PATH.exists():
+        raise RuntimeError(f"{CHROMIUM_PATH} missing: apt-get install chromium (scripts/airflow_stack.py install-deps)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM_PATH), args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def log_in(page: Page, base_url: str, username: str, password: str, next_path: str = "/") -> None:
+    page.goto(f"{base_url}{next_path}")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(r"^(?!.*/auth/login).*$"), timeout=UI_TIMEOUT_MS)
+
+
+def open_trigger_dialog(page: Page, base_url: str, dag_id: str) -> Locator:
+    page.goto(f"{base_url}/dags/{dag_id}")
+    page.get_by_role("button", name="Trigger Dag").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_text("Run Parameters").wait_for(timeout=UI_TIMEOUT_MS)
+    return dialog
+
+
+def param_field(dialog: Locator, label: str) -> Locator:
+    """The form row of the Param whose visible label (its title, else its name) is `label`."""
+    label_el = dialog.locator("label[data-part=label]").filter(has_text=re.compile(rf"^\s*{re.escape(label)}\s*\*?\s*$"))
+    return label_el.locator("xpath=ancestor::*[@data-scope='field' and @data-part='root'][1]")
+
+
+def fill_param(page: Page, dialog: Locator, label: str, value: object) -> None:
+    """Set one Param as a user would: pick enum options, type numbers and text."""
+    field = param_field(dialog, label)
+    field.wait_for(timeout=UI_TIMEOUT_MS)
+    if field.get_by_role("combobox").count():
+        field.get_by_role("combobox").click()
+        page.get_by_role("option", name=str(value), exact=True).click()
+    elif field.get_by_role("spinbutton").count():
+        box = field.get_by_role("spinbutton")
+        box.fill(str(value))
+        box.blur()  # the form normalises (and clamps) numbers on blur
+    else:
+        box = field.get_by_role("textbox")
+        box.fill(str(value))
+        box.blur()
+
+
+def param_value(dialog: Locator, label: str) -> str:
+    field = param_field(dialog, label)
+    for role in ("spinbutton", "textbox"):
+        if field.get_by_role(role).count():
+            return field.get_by_role(role).input_value()
+    return field.inner_text()
+
+
+def submit(dialog: Locator) -> None:
+    dialog.get_by_test_id("trigger-dag-submit").click()
+
+
+def run_id_from_url(url: str) -> str:
+    """The UI lands on /dags/<dag_id>/runs/<run_id> after a successful trigger."""
+    match = re.search(r"/runs/([^/?#]+)", url)
+    if not match:
+        raise AssertionError(f"not a run page: {url}")
+    return unquote(match.group(1))
