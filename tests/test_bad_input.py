@@ -92,3 +92,15 @@ def test_cli_snapshot_of_a_missing_dataset_directory_names_it(store_root, tmp_pa
 def test_every_subcommand_has_help(command):
     out = run_cli(command, "--help")
     assert out.returncode == 0 and "usage: trainyard" in out.stdout
+
+
+@pytest.mark.parametrize("name", ["../evil", "/etc", "a/b", ".."])
+def test_a_model_name_that_would_escape_the_store_is_refused_before_anything_runs(store_root, name):
+    from steps.store.keys import InvalidName
+    from tests.pipeline_fixtures import make_plan
+
+    with pytest.raises(InvalidName, match="model name"):
+        make_plan("escape", model_name=name)
+    out = run_cli("reproduce", f"{name}@1")
+    assert out.returncode == 2 and "model name" in out.stderr
+    assert not store_root.exists()
