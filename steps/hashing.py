@@ -9,6 +9,11 @@ from typing import Any, BinaryIO
 CHUNK_BYTES = 1 << 20
 
 
+def streaming_sha256():
+    """A sha256 to feed chunk by chunk while bytes are copied (one pass, no re-read)."""
+    return hashlib.sha256()
+
+
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

@@ -7,13 +7,12 @@ whose recorded digest and bytes disagree, and two writers can never interleave.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from steps.hashing import CHUNK_BYTES
+from steps.hashing import CHUNK_BYTES, sha256_bytes, streaming_sha256
 from steps.store.base import StoredObject
 from steps.store.errors import IntegrityError, ObjectExists, ObjectNotFound
 from steps.store.keys import validate_key
@@ -40,7 +39,7 @@ class LocalStore:
         """Write bytes to a temp file via `write(fh, digest)`, then file them by sha256."""
         objects = self._objects()
         fd, tmp_name = tempfile.mkstemp(dir=objects, prefix=".tmp-")
-        digest = hashlib.sha256()
+        digest = streaming_sha256()
         try:
             with os.fdopen(fd, "wb") as out:
                 size = write(out, digest)
@@ -125,7 +124,7 @@ class LocalStore:
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-")
-        digest = hashlib.sha256()
+        digest = streaming_sha256()
         with os.fdopen(fd, "wb") as out, open(self._path(key), "rb") as src:
             while chunk := src.read(CHUNK_BYTES):
                 digest.update(chunk)
@@ -139,7 +138,7 @@ class LocalStore:
     def get_bytes(self, key: str) -> bytes:
         info = self._checked(key)
         data = self._path(key).read_bytes()
-        actual = hashlib.sha256(data).hexdigest()
+        actual = sha256_bytes(data)
         if actual != info.sha256:
             raise IntegrityError(f"{key} is corrupt: sha256 {actual} does not match recorded {info.sha256}")
         return data

@@ -28,7 +28,7 @@ from minio.error import InvalidResponseError, S3Error, ServerError
 from minio.time import to_iso8601utc
 from minio.versioningconfig import ENABLED, VersioningConfig
 
-from steps.hashing import CHUNK_BYTES, sha256_bytes, sha256_stream
+from steps.hashing import CHUNK_BYTES, sha256_bytes, sha256_stream, streaming_sha256
 from steps.store.base import StoredObject
 from steps.store.errors import (
     IntegrityError,
@@ -289,7 +289,7 @@ class MinioStore:
     def _upload_parts(
         self, key: str, bucket: str, name: str, upload_id: str, path: Path, sha256: str, size_bytes: int
     ) -> list[str]:
-        digest = hashlib.sha256()
+        digest = streaming_sha256()
         futures: list[Future[str]] = []
         in_flight = threading.BoundedSemaphore(self.parallel_parts)
         sent_bytes = 0
@@ -491,7 +491,7 @@ class MinioStore:
             finished = False
             try:
                 expected = self._recorded_sha256(key, response.headers)
-                digest = hashlib.sha256()
+                digest = streaming_sha256()
                 size_bytes = 0
                 fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-")
                 try:
