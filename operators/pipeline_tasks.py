@@ -109,14 +109,18 @@ def evaluate_task(plan: dict, result: dict) -> dict:
 
     settings = load_settings()
     run = RunPlan.model_validate(plan)
-    # Re-scoring a champion runs beside this task: in Kubernetes mode, as a local subprocess.
-    executor_kind = run.executor if run.executor != "kubernetes" else "subprocess"
+    if run.executor == "kubernetes":  # re-scoring a champion runs training code: in its own pod, never here
+        from operators.kubernetes_executor import KubernetesPodExecutor
+
+        executor = KubernetesPodExecutor(team=run.team)
+    else:
+        executor = executor_for(run.executor, settings)
     record = evaluate_challenger(
         open_artifact_store(settings),
         settings.store,
         run,
         TrainerResult.model_validate(result),
-        executor_for(executor_kind, settings),
+        executor,
         primary_metric=settings.primary_metric,
         min_improvement=settings.min_improvement,
     )

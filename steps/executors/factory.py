@@ -14,5 +14,8 @@ def make_executor(kind: str, *, container_runtime: str = "podman") -> TrainerExe
 
         return ContainerExecutor(runtime=container_runtime)
     if kind == "kubernetes":
-        raise ValueError("the kubernetes executor runs as a KubernetesPodOperator task, not in-process")
+        raise ValueError(
+            "the kubernetes executor lives in operators/ (TrainerPodOperator for training, "
+            "KubernetesPodExecutor for re-scoring): it needs the Airflow provider, which steps/ never imports"
+        )
     raise ValueError(f"executor {kind!r} is unknown; use subprocess, container or kubernetes")
