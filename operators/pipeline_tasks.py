@@ -35,7 +35,14 @@ def plan_task(**context: Any) -> dict:
         image_resolver=resolver_for(settings),
     )
     if backfill and logical_date is not None:
-        plan = backfill_plan(store, plan, logical_date, replay, digest_exists=digest_checker_for(settings))
+        # A current-code replay trains old data on today's trainer, not the one current on that date.
+        today = plan_run(
+            request, load_catalog(settings, store), dag_id=dag_id, airflow_run_id=run_id, logical_date=None,
+            executor=settings.executor, split_seed=settings.split_seed, test_fraction=settings.test_fraction,
+            num_threads=settings.num_threads, image_resolver=resolver_for(settings),
+        ).image if replay == "current-code" else None
+        plan = backfill_plan(store, plan, logical_date, replay, digest_exists=digest_checker_for(settings),
+                             current_image=today)
     elif (event_hash := triggering_dataset_hash(context, plan.dataset)) is not None:
         plan = plan.model_copy(update={"pinned_dataset_hash": event_hash})
     print(f"plan {plan.run_key}: model {plan.model_name}, trainer {plan.image.pinned_reference}, "
@@ -59,13 +66,14 @@ def snapshot_task(plan: dict) -> dict:
         pinned = load_snapshot(open_artifact_store(settings), run.dataset, run.pinned_dataset_hash)
         print(f"snapshot {run.dataset}@{pinned.dataset_hash} (pinned, verified)")
         return {"dataset": run.dataset, "dataset_hash": pinned.dataset_hash}
-    outcome = snapshot_dataset(
-        open_artifact_store(settings),
-        run.dataset,
-        Path(run.dataset_source),
-        as_of=date.fromisoformat(run.as_of) if run.as_of else None,
-        cache=StatCache(),
-    )
+    with StatCache() as cache:
+        outcome = snapshot_dataset(
+            open_artifact_store(settings),
+            run.dataset,
+            Path(run.dataset_source),
+            as_of=date.fromisoformat(run.as_of) if run.as_of else None,
+            cache=cache,
+        )
     print(
         f"snapshot {run.dataset}@{outcome.snapshot.dataset_hash}: {len(outcome.snapshot.files)} files, "
         f"{outcome.files_hashed} hashed, {outcome.bytes_uploaded} bytes stored"

@@ -18,10 +18,11 @@ def snapshot_dataset_task(dataset: str, **context) -> dict:
 
     settings = load_settings()
     _, _, logical_date = run_identity(context)
-    outcome = snapshot_dataset(
-        open_artifact_store(settings), dataset, Path(load_catalog(settings).dataset(dataset).source),
-        as_of=logical_date, cache=StatCache(),
-    )
+    with StatCache() as cache:
+        outcome = snapshot_dataset(
+            open_artifact_store(settings), dataset, Path(load_catalog(settings).dataset(dataset).source),
+            as_of=logical_date, cache=cache,
+        )
     return {"dataset": dataset, "dataset_hash": outcome.snapshot.dataset_hash, "created": outcome.created}
 
 

@@ -164,7 +164,8 @@ class TrainerPodOperator(KubernetesPodOperator):
             from operators.context import load_settings
 
             secrets = trainer_secret_env(load_settings().store)
-        except Exception:
+        except Exception:  # without the secrets we cannot redact: withhold the log rather than risk it
+            lines[-1] = "(log tail withheld: the store settings needed to redact it could not be loaded)"
             secrets = {}
         return redact("\n".join(lines), secrets)
 

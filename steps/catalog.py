@@ -120,8 +120,10 @@ def register_image_version(store: ArtifactStore, algorithm: str, version: ImageV
     validate_name("algorithm", algorithm)
     digest_part = (version.image_digest or "tag").replace("sha256:", "")[:12]
     key = f"{ALGORITHM_HISTORY_PREFIX}/{algorithm}/history/{version.effective_from.isoformat()}-{version.version}-{digest_part}.json"
+    entry = canonical_json(version.model_dump(mode="json"))
     try:
-        store.put_bytes(key, canonical_json(version.model_dump(mode="json")), if_absent=True)
+        store.put_bytes(key, entry, if_absent=True)
     except ObjectExists:
-        pass  # the same entry registered twice is the same fact
+        if store.get_bytes(key) != entry:  # the same entry twice is one fact; a different one is a clash
+            raise ObjectExists(f"{key} already records a different image for {algorithm!r}; history is never rewritten")
     return key

@@ -6,6 +6,7 @@ from steps.executors.base import TrainerExecutor
 from steps.manifest import EvaluationRecord
 from steps.models import CHAMPION, load_manifest, read_alias, version_key
 from steps.plan import RunPlan
+from steps.snapshot import snapshot_key
 from steps.store import ArtifactStore, StoreSettings
 
 WEIGHTS_FILE = "weights.safetensors"
@@ -37,7 +38,7 @@ def champion_metrics_on(
         mode="evaluate",
         dataset_name=plan.dataset,
         dataset_hash=challenger.dataset_hash,
-        dataset_snapshot_key=f"datasets/snapshots/{plan.dataset}/{challenger.dataset_hash}.json",
+        dataset_snapshot_key=snapshot_key(plan.dataset, challenger.dataset_hash),
         output_prefix=f"runs/{plan.run_key}/champion-eval",
         seed=manifest.seed,
         split_seed=plan.split_seed,

@@ -151,7 +151,10 @@ def resolve_digest(
     if ref.is_pinned:
         return ref
     client = _RegistryClient(ref, credentials, "http" if insecure else "https", timeout_s, session)
-    return replace(ref, digest=client.manifest_digest())
+    try:
+        return replace(ref, digest=client.manifest_digest())
+    finally:
+        client.close()
 
 
 def resolve_digest_by_head(
@@ -165,7 +168,13 @@ def resolve_digest_by_head(
     digest still exists. Raises ManifestNotFound naming the digest when it does not."""
     ref = reference if isinstance(reference, ImageRef) else parse_image_ref(reference)
     client = _RegistryClient(ref, credentials, "http" if insecure else "https", timeout_s, None)
-    return replace(ref, digest=client.manifest_digest())
+    try:
+        return replace(ref, digest=client.manifest_digest())
+    finally:
+        client.close()
+
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 class _RegistryClient:
@@ -180,10 +189,16 @@ class _RegistryClient:
         self.ref = ref
         self.credentials = credentials
         self.timeout_s = timeout_s
+        self.owns_session = session is None
         self.session = session or requests.Session()
+        self.insecure = scheme == "http"
         # A pinned reference asks for its digest (does it still exist?), else the tag.
         self.url = f"{scheme}://{ref.registry}/v2/{ref.repository}/manifests/{ref.digest or ref.tag}"
         self.auth_header: str | None = None
+
+    def close(self) -> None:
+        if self.owns_session:
+            self.session.close()
 
     def manifest_digest(self) -> str:
         response = self._manifest("HEAD")
@@ -252,6 +267,12 @@ class _RegistryClient:
         query = {"scope": params.get("scope", f"repository:{self.ref.repository}:pull")}
         if "service" in params:
             query["service"] = params["service"]
+        realm = urlsplit(params["realm"])
+        if self.credentials and realm.scheme != "https" and not self.insecure and realm.hostname not in _LOOPBACK:
+            raise RegistryAuthError(
+                f"registry {self.ref.registry} names a plain-http token service ({realm.netloc}); "
+                "refusing to send credentials there"
+            )
         auth = (self.credentials.username, self.credentials.password) if self.credentials else None
         response = self._send("GET", params["realm"], params=query, auth=auth)
         if response.status_code in (401, 403):

@@ -18,7 +18,7 @@ from steps.executors.code_hash import trainer_code_sha256
 from steps.hashing import sha256_bytes
 from steps.store import validate_name
 
-# Param bounds, shared with the DAG's Params (dags/params.py renders these).
+# Param bounds, shared with the DAG's Params (operators/params.py renders these).
 BOUNDS = {
     "epochs": {"minimum": 1, "maximum": 200},
     "learning_rate": {"exclusiveMinimum": 0, "maximum": 10},

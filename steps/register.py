@@ -29,6 +29,7 @@ from steps.models import (
     CHAMPION,
     claimed_versions,
     load_manifest,
+    read_alias,
     set_alias,
     version_key,
 )
@@ -97,25 +98,29 @@ def register_model(
     replay: ReplayRecord | None = None,
     historical: bool = False,
 ) -> RegisteredVersion:
-    version = claim_version(store, plan.model_name, plan.run_key)
-    manifest_key = version_key(plan.model_name, version, "manifest.json")
-    if store.exists(manifest_key):  # a retry after the commit point: already registered
-        manifest = load_manifest(store, plan.model_name, version)
-        return _registered(store, manifest, manifest_key)
-
-    sources = {
+    required = {
         "weights.safetensors": result.weights_key,
         "metrics.jsonl": f"{plan.output_prefix}/metrics.jsonl",
         "result.json": f"{plan.output_prefix}/result.json",
-        "trainer.log": f"{plan.output_prefix}/trainer.log",
         "validation.json": validation_report_key,
         "evaluation.json": f"runs/{plan.run_key}/evaluation.json",
     }
+    optional = {"trainer.log": f"{plan.output_prefix}/trainer.log"}  # pods log to Kubernetes instead
+    missing = [key for key in required.values() if not store.exists(key)]
+    if missing:  # never commit a half-written model
+        raise IntegrityError(f"cannot register {plan.model_name}: run outputs missing: {', '.join(missing)}")
+
+    version = claim_version(store, plan.model_name, plan.run_key)
+    manifest_key = version_key(plan.model_name, version, "manifest.json")
+    if store.exists(manifest_key):  # a retry after the commit point: finish what follows it
+        manifest = load_manifest(store, plan.model_name, version)
+        return _after_commit(store, plan, manifest, manifest_key, evaluation)
+
+    sources = {**required, **{name: key for name, key in optional.items() if store.exists(key)}}
     with tempfile.TemporaryDirectory(prefix="trainyard-register-") as tmp:
         files = [
             _copy(store, source, version_key(plan.model_name, version, name), Path(tmp))
             for name, source in sources.items()
-            if store.exists(source)
         ]
     weights = next(f for f in files if f.name == "weights.safetensors")
     if weights.sha256 != result.weights_sha256:
@@ -162,19 +167,34 @@ def register_model(
         manifest = load_manifest(store, plan.model_name, version)
         if manifest.run_key != plan.run_key:
             raise
+    return _after_commit(store, plan, manifest, manifest_key, evaluation)
+
+
+def _after_commit(
+    store: ArtifactStore, plan: RunPlan, manifest: ModelManifest, manifest_key: str, evaluation: EvaluationRecord
+) -> RegisteredVersion:
+    """Idempotent: a retry after the commit point still moves the alias and records the result."""
+    champion = False
     if evaluation.promote:
-        set_alias(store, plan.model_name, CHAMPION, version, plan.run_key, evaluation.reason)
-    registered = _registered(store, manifest, manifest_key)
+        current = read_alias(store, plan.model_name, CHAMPION)
+        if current is not None and current.version == manifest.version:
+            champion = True
+        elif (current.version if current else None) == evaluation.champion_version:
+            set_alias(store, plan.model_name, CHAMPION, manifest.version, plan.run_key, evaluation.reason)
+            champion = True
+        # else: another run moved the champion after this one was evaluated; the gate was
+        # passed against a model that is no longer champion, so the alias stays put.
+    registered = _registered(store, manifest, manifest_key, champion)
     store.put_bytes(f"runs/{plan.run_key}/registered.json", registered.model_dump_json(indent=2).encode())
     return registered
 
 
-def _registered(store: ArtifactStore, manifest: ModelManifest, manifest_key: str) -> RegisteredVersion:
+def _registered(store: ArtifactStore, manifest: ModelManifest, manifest_key: str, champion: bool) -> RegisteredVersion:
     return RegisteredVersion(
         model_name=manifest.model_name,
         version=manifest.version,
         manifest_key=manifest_key,
         weights_sha256=manifest.weights_sha256,
-        champion=manifest.evaluation.promote,
+        champion=champion,
         store_location=store.location,
     )

@@ -96,10 +96,11 @@ def exact_replay_plan(plan: RunPlan, manifest: ModelManifest) -> RunPlan:
     )
 
 
-def current_code_replay_plan(plan: RunPlan, manifest: ModelManifest) -> RunPlan:
+def current_code_replay_plan(plan: RunPlan, manifest: ModelManifest, current_image: TrainerImage | None = None) -> RunPlan:
     """Old data and seeds, today's trainer: a corrected re-run, registered as a new version."""
     return plan.model_copy(
         update={
+            "image": current_image or plan.image,
             "hyperparameters": manifest.hyperparameters,
             "seed": manifest.seed,
             "split_seed": manifest.split_seed,
@@ -113,12 +114,19 @@ def current_code_replay_plan(plan: RunPlan, manifest: ModelManifest) -> RunPlan:
     )
 
 
-def backfill_plan(store: ArtifactStore, plan: RunPlan, day: date, replay: str, digest_exists=None) -> RunPlan:
+def backfill_plan(
+    store: ArtifactStore,
+    plan: RunPlan,
+    day: date,
+    replay: str,
+    digest_exists=None,
+    current_image: TrainerImage | None = None,
+) -> RunPlan:
     existing = model_registered_for(store, plan.model_name, day)
     if existing is None:
         return plan.model_copy(update={"promote": False, "historical": True, "replay": "none"})
     if replay == "current-code":
-        return current_code_replay_plan(plan, existing)
+        return current_code_replay_plan(plan, existing, current_image)
     check_trainer_available(existing.trainer, digest_exists)
     return exact_replay_plan(plan, existing)
 

@@ -50,3 +50,9 @@ class StatCache:
 
     def close(self) -> None:
         self._db.close()
+
+    def __enter__(self) -> "StatCache":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

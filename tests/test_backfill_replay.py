@@ -78,11 +78,26 @@ def test_current_code_replay_keeps_old_data_and_seeds(model_for_jan_12, store_ro
     assert plan.pinned_dataset_hash == model_for_jan_12.dataset.dataset_hash and not plan.promote
 
 
-def test_backfill_never_moves_the_champion(model_for_jan_12, store_root):
+def test_a_backfill_registration_never_moves_the_champion(model_for_jan_12, store_root):
+    from steps.evaluate import evaluate_challenger
+    from steps.register import register_model
+    from steps.snapshot import load_snapshot
+    from steps.validation_run import validate_snapshot
+
     store = LocalStore(store_root)
-    assert read_alias(store, "digits-digits-cnn").version == 1
-    plan = backfill_plan(store, make_plan("backfill-4"), date(2026, 1, 19), "exact")
-    assert plan.promote is False
+    settings = StoreSettings(backend="local", root=str(store_root))
+    champion_before = read_alias(store, "digits-digits-cnn")
+    plan = backfill_plan(store, make_plan("backfill-4", epochs=1), date(2026, 1, 19), "exact")
+    snapshot = snapshot_dataset(store, "digits", catalog().dataset("digits").source, as_of=date(2026, 1, 19)).snapshot
+    validation = validate_snapshot(store, "digits", snapshot.dataset_hash, "digits", plan.run_key)
+    result = run_training(plan, snapshot.dataset_hash, SubprocessExecutor(), settings)
+    evaluation = evaluate_challenger(store, settings, plan, result, SubprocessExecutor())
+    registered = register_model(store, plan, load_snapshot(store, "digits", snapshot.dataset_hash),
+                                validation.report_key, validation.expectations_evaluated, result, evaluation,
+                                historical=plan.historical)
+    assert not registered.champion and not evaluation.promote and "backfill" in evaluation.reason
+    assert load_manifest(store, "digits-digits-cnn", registered.version).historical
+    assert read_alias(store, "digits-digits-cnn") == champion_before
 
 
 def test_exact_replay_refuses_a_trainer_whose_pinned_code_is_gone():
@@ -94,20 +109,18 @@ def test_exact_replay_refuses_a_trainer_whose_pinned_code_is_gone():
 
 @pytest.mark.registry
 def test_exact_replay_names_a_digest_missing_from_the_registry_and_never_uses_a_tag(oci_registry):
-    from steps.image_digest import ManifestNotFound, resolve_digest_by_head
+    from operators.image_resolution import digest_checker_for
+    from steps.image_digest import resolve_digest_by_head
+    from trainyard.settings import Settings
 
     oci_registry.push_test_image("trainyard/digits-cnn", "1.0.0", b"present")
     missing = "sha256:" + "ab" * 32
     image = TrainerImage(algorithm="digits-cnn", image_reference=f"{oci_registry.host}/trainyard/digits-cnn:1.0.0",
                          image_digest=missing)
 
-    def exists(reference):
-        try:
-            resolve_digest_by_head(reference, insecure=True)
-        except ManifestNotFound:
-            return False
-        return True
-
+    exists = digest_checker_for(Settings(executor="container", registry_insecure=True))
+    present = f"{oci_registry.host}/trainyard/digits-cnn@{resolve_digest_by_head(image.image_reference, insecure=True).digest}"
+    assert exists(present) is True
     with pytest.raises(ReplayRefused, match=f"image digest {missing} .* no longer in the registry"):
         check_trainer_available(image, exists)
 

@@ -9,7 +9,7 @@ from steps.contract import EvalMetrics, TrainerResult
 from steps.manifest import EvaluationRecord
 from steps.models import claimed_versions, load_manifest, read_alias, registered_versions
 from steps.register import register_model
-from steps.store import ObjectExists
+from steps.store import IntegrityError, ObjectExists
 from tests.pipeline_fixtures import make_plan, snapshot_of
 
 
@@ -103,4 +103,57 @@ def test_champion_alias_moves_only_when_the_gate_passes(local_store):
     p1, p2 = make_plan("run-1"), make_plan("run-2")
     register(local_store, p1, snapshot, trainer_outputs(local_store, p1, b"one"), promote=True)
     register(local_store, p2, snapshot, trainer_outputs(local_store, p2, b"two"), promote=False)
+    assert read_alias(local_store, p1.model_name).version == 1
+
+
+def test_registering_again_changes_nothing_and_another_run_gets_the_next_version(local_store):
+    snapshot = snapshot_of(local_store)
+    first_plan, other_plan = make_plan("run-same"), make_plan("run-other")
+    first = register(local_store, first_plan, snapshot, trainer_outputs(local_store, first_plan, b"original"))
+    manifest_bytes = local_store.get_bytes(first.manifest_key)
+    again = register(local_store, first_plan, snapshot, trainer_outputs(local_store, first_plan, b"original"))
+    other = register(local_store, other_plan, snapshot, trainer_outputs(local_store, other_plan, b"different"))
+    assert again.version == 1 and other.version == 2
+    assert local_store.get_bytes(first.manifest_key) == manifest_bytes
+    assert local_store.get_bytes("models/digits-digits-cnn/versions/1/weights.safetensors") == b"original"
+
+
+def test_retry_after_the_commit_point_still_moves_the_champion_and_records_the_result(local_store, monkeypatch):
+    from steps import register as register_module
+
+    snapshot = snapshot_of(local_store)
+    plan = make_plan("run-alias-crash")
+    result = trainer_outputs(local_store, plan, b"w")
+    real_set_alias = register_module.set_alias
+
+    def fail_once(*args, **kwargs):
+        monkeypatch.setattr(register_module, "set_alias", real_set_alias)
+        raise ConnectionError("store went away after the manifest was written")
+
+    monkeypatch.setattr(register_module, "set_alias", fail_once)
+    with pytest.raises(ConnectionError):
+        register(local_store, plan, snapshot, result)
+    assert registered_versions(local_store, plan.model_name) == [1] and read_alias(local_store, plan.model_name) is None
+    again = register(local_store, plan, snapshot, result)
+    assert again.champion and read_alias(local_store, plan.model_name).version == 1
+    assert local_store.exists(f"runs/{plan.run_key}/registered.json")
+
+
+def test_a_run_missing_an_output_is_refused_by_name_and_claims_nothing(local_store):
+    snapshot = snapshot_of(local_store)
+    plan = make_plan("run-missing")
+    result = trainer_outputs(local_store, plan, b"w")
+    local_store.delete(f"{plan.output_prefix}/metrics.jsonl")
+    with pytest.raises(IntegrityError, match="metrics.jsonl"):
+        register(local_store, plan, snapshot, result)
+    assert claimed_versions(local_store, plan.model_name) == {}
+
+
+def test_a_gate_passed_against_a_champion_that_has_since_changed_does_not_move_the_alias(local_store):
+    snapshot = snapshot_of(local_store)
+    p1, p2 = make_plan("run-first"), make_plan("run-stale")
+    register(local_store, p1, snapshot, trainer_outputs(local_store, p1, b"one"), promote=True)
+    # p2 was evaluated when there was no champion yet (champion_version None), but v1 is champion now.
+    stale = register(local_store, p2, snapshot, trainer_outputs(local_store, p2, b"two"), promote=True)
+    assert stale.version == 2 and not stale.champion
     assert read_alias(local_store, p1.model_name).version == 1

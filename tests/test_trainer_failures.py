@@ -41,3 +41,28 @@ def test_trainer_contract_round_trips_through_env():
     assert TrainingJob.from_env(env) == job
     with pytest.raises(ValueError, match="missing TRAINYARD_SEED"):
         TrainingJob.from_env({k: v for k, v in env.items() if k != "TRAINYARD_SEED"})
+
+
+def test_a_hung_trainer_is_killed_at_its_deadline_with_its_children(local_store, store_root, tmp_path):
+    """The deadline kills the trainer's whole process group: a child holding the log pipe
+    open must not keep the task waiting."""
+    import time
+
+    from steps.executors.base import TrainerImage
+    from steps.train import training_job
+
+    script = tmp_path / "images" / "hangs" / "train.py"
+    script.parent.mkdir(parents=True)
+    script.write_text(
+        "import subprocess, sys, time\n"
+        "subprocess.Popen(['sleep', '120'])  # inherits stdout\n"
+        "print('started, now hanging', flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    settings = StoreSettings(backend="local", root=str(store_root))
+    image = TrainerImage(algorithm="digits-cnn", image_reference="x", code_sha256="0" * 64, entrypoint="images/hangs/train.py")
+    started = time.monotonic()
+    with pytest.raises(TrainerFailed, match="exceeded its deadline") as err:
+        SubprocessExecutor(project_root=tmp_path).run(training_job(make_plan("hang"), "0" * 64), image, settings, deadline_s=2)
+    assert "started, now hanging" in str(err.value)
+    assert time.monotonic() - started < 60  # not the 120 s the child would have held the pipe

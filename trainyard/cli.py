@@ -30,11 +30,12 @@ def cmd_snapshot(args) -> int:
     source = Path(args.source) if args.source else Catalog.load(
         settings.datasets_catalog, settings.algorithms_catalog
     ).dataset(args.dataset).source
-    outcome = snapshot_dataset(
-        store, args.dataset, source,
-        as_of=date.fromisoformat(args.as_of) if args.as_of else None,
-        verify=args.verify, cache=StatCache(),
-    )
+    with StatCache() as cache:
+        outcome = snapshot_dataset(
+            store, args.dataset, source,
+            as_of=date.fromisoformat(args.as_of) if args.as_of else None,
+            verify=args.verify, cache=cache,
+        )
     snap = outcome.snapshot
     print(f"dataset_hash {snap.dataset_hash}")
     print(f"files {len(snap.files)}  size_bytes {snap.total_size_bytes}  partitions {','.join(snap.partitions) or '-'}")
@@ -91,7 +92,10 @@ def cmd_reproduce(args) -> int:
 
     settings = _settings()
     manifest = resolve_model_ref(_store(settings), args.model_ref)
-    kind = "subprocess" if manifest.trainer.code_sha256 else settings.executor
+    if manifest.trainer.code_sha256:
+        kind = "subprocess"
+    else:  # a digest-pinned trainer: run that image locally, even where training runs on Kubernetes
+        kind = "container"
     executor = make_executor(kind, container_runtime=settings.container_runtime)
     report, _ = reproduce_model(manifest, executor, settings.store)
     print(report.summary())

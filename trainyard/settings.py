@@ -15,6 +15,7 @@ from steps.store import StoreSettings
 from steps.store import factory as store_env
 
 EXECUTORS = ("subprocess", "container", "kubernetes")
+GATE_METRICS = ("macro_f1", "accuracy")  # higher is better; the gate relies on it
 
 
 class SettingsError(ValueError):
@@ -90,6 +91,10 @@ class Settings:
         settings = replace(settings, **updates)
         if settings.executor not in EXECUTORS:
             raise SettingsError(f"executor {settings.executor!r} is unknown; use one of: {', '.join(EXECUTORS)}")
+        if settings.primary_metric not in GATE_METRICS:
+            raise SettingsError(
+                f"primary_metric {settings.primary_metric!r} cannot gate promotion; use one of: {', '.join(GATE_METRICS)}"
+            )
         if settings.num_threads < 1:
             raise SettingsError("num_threads must be at least 1")
         return settings

@@ -4,6 +4,8 @@ Shared by the subprocess and container executors."""
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import subprocess
 import threading
 from dataclasses import dataclass
@@ -38,12 +40,15 @@ def run_trainer_process(
     on_deadline: Callable[[subprocess.Popen], None] | None = None,
     cwd: str | None = None,
 ) -> TrainerProcessOutcome:
-    proc = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # Its own session, so the deadline can kill grandchildren that hold the log pipe open.
+    proc = subprocess.Popen(
+        command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     fired = threading.Event()
 
     def deadline_reached() -> None:  # a hung trainer must not hang the task
         fired.set()
-        (on_deadline or (lambda p: p.kill()))(proc)
+        (on_deadline or _kill_process_group)(proc)
 
     timer = threading.Timer(deadline_s, deadline_reached)
     timer.start()
@@ -57,7 +62,15 @@ def run_trainer_process(
         exit_code = proc.wait()
     finally:
         timer.cancel()
-    return TrainerProcessOutcome(exit_code, fired.is_set(), lines)
+    # A timer that fires just after a clean exit did not stop anything.
+    return TrainerProcessOutcome(exit_code, fired.is_set() and exit_code != 0, lines)
+
+
+def _kill_process_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def trainer_result(job: TrainingJob, outcome: TrainerProcessOutcome, store: StoreSettings, where: str = "") -> TrainerResult:

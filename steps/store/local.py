@@ -125,10 +125,14 @@ class LocalStore:
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-")
         digest = streaming_sha256()
-        with os.fdopen(fd, "wb") as out, open(self._path(key), "rb") as src:
-            while chunk := src.read(CHUNK_BYTES):
-                digest.update(chunk)
-                out.write(chunk)
+        try:
+            with os.fdopen(fd, "wb") as out, open(self._path(key), "rb") as src:
+                while chunk := src.read(CHUNK_BYTES):
+                    digest.update(chunk)
+                    out.write(chunk)
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
         if digest.hexdigest() != info.sha256:
             os.unlink(tmp_name)
             raise IntegrityError(f"{key} is corrupt: sha256 {digest.hexdigest()} does not match recorded {info.sha256}")
