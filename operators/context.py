@@ -5,7 +5,7 @@ from datetime import date, datetime
 from typing import Any
 
 from steps.catalog import Catalog
-from steps.store import ArtifactStore, StoreSettings, open_store
+from steps.store import ArtifactStore, open_store
 from trainyard.settings import Settings
 
 
@@ -32,10 +32,6 @@ def load_catalog(settings: Settings, store: ArtifactStore | None = None) -> Cata
 def run_identity(context: dict[str, Any]) -> tuple[str, str, date | None]:
     logical: datetime | None = context.get("logical_date")
     return context["dag"].dag_id, context["run_id"], logical.date() if logical else None
-
-
-def store_settings(settings: Settings) -> StoreSettings:
-    return settings.store
 
 
 def executor_for(kind: str, settings: Settings):

@@ -2,6 +2,7 @@
 return its typed record as JSON-able XCom. No logic beyond that lives here."""
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from airflow.sdk import task
@@ -22,25 +23,22 @@ def plan_task(**context: Any) -> dict:
     replay = params.pop("replay", "exact")
     backfill = is_backfill(context)
     request = parse_request({**params, "promote": not backfill})
-    plan = plan_run(
+    plan_for = partial(
+        plan_run,
         request,
         load_catalog(settings, store),
         dag_id=dag_id,
         airflow_run_id=run_id,
-        logical_date=logical_date,
         executor=settings.executor,
         split_seed=settings.split_seed,
         test_fraction=settings.test_fraction,
         num_threads=settings.num_threads,
         image_resolver=resolver_for(settings),
     )
+    plan = plan_for(logical_date=logical_date)
     if backfill and logical_date is not None:
         # A current-code replay trains old data on today's trainer, not the one current on that date.
-        today = plan_run(
-            request, load_catalog(settings, store), dag_id=dag_id, airflow_run_id=run_id, logical_date=None,
-            executor=settings.executor, split_seed=settings.split_seed, test_fraction=settings.test_fraction,
-            num_threads=settings.num_threads, image_resolver=resolver_for(settings),
-        ).image if replay == "current-code" else None
+        today = plan_for(logical_date=None).image if replay == "current-code" else None
         plan = backfill_plan(store, plan, logical_date, replay, digest_exists=digest_checker_for(settings),
                              current_image=today)
     elif (event_hash := triggering_dataset_hash(context, plan.dataset)) is not None:

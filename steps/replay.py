@@ -77,21 +77,28 @@ def check_trainer_available(image: TrainerImage, digest_exists=None) -> None:
         )
 
 
+def _manifest_inputs(manifest: ModelManifest) -> dict:
+    """What every replay takes from the replayed manifest: data, seeds, config, provenance."""
+    return {
+        "hyperparameters": manifest.hyperparameters,
+        "seed": manifest.seed,
+        "split_seed": manifest.split_seed,
+        "test_fraction": manifest.test_fraction,
+        "pinned_dataset_hash": manifest.dataset.dataset_hash,
+        "replay_of": f"{manifest.model_name}@{manifest.version}",
+        "promote": False,
+    }
+
+
 def exact_replay_plan(plan: RunPlan, manifest: ModelManifest) -> RunPlan:
     return plan.model_copy(
         update={
+            **_manifest_inputs(manifest),
             "algorithm": manifest.algorithm,
             "image": manifest.trainer,
-            "hyperparameters": manifest.hyperparameters,
-            "seed": manifest.seed,
-            "split_seed": manifest.split_seed,
-            "test_fraction": manifest.test_fraction,
             "num_threads": manifest.num_threads,
-            "pinned_dataset_hash": manifest.dataset.dataset_hash,
             "replay": "exact",
-            "replay_of": f"{manifest.model_name}@{manifest.version}",
             "expected_weights_sha256": manifest.weights_sha256,
-            "promote": False,
         }
     )
 
@@ -100,15 +107,9 @@ def current_code_replay_plan(plan: RunPlan, manifest: ModelManifest, current_ima
     """Old data and seeds, today's trainer: a corrected re-run, registered as a new version."""
     return plan.model_copy(
         update={
+            **_manifest_inputs(manifest),
             "image": current_image or plan.image,
-            "hyperparameters": manifest.hyperparameters,
-            "seed": manifest.seed,
-            "split_seed": manifest.split_seed,
-            "test_fraction": manifest.test_fraction,
-            "pinned_dataset_hash": manifest.dataset.dataset_hash,
             "replay": "current-code",
-            "replay_of": f"{manifest.model_name}@{manifest.version}",
-            "promote": False,
             "historical": True,
         }
     )

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
@@ -247,8 +246,3 @@ def materialize_snapshot(store: ArtifactStore, snapshot: Snapshot, dest_dir: Pat
         raise SnapshotMismatch(f"{snapshot.dataset}: materialized files do not hash to {snapshot.dataset_hash}")
     return dest_dir
 
-
-def temp_materialize(store: ArtifactStore, snapshot: Snapshot) -> tempfile.TemporaryDirectory:
-    tmp = tempfile.TemporaryDirectory(prefix=f"trainyard-{snapshot.dataset}-")
-    materialize_snapshot(store, snapshot, Path(tmp.name))
-    return tmp

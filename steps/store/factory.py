@@ -21,7 +21,6 @@ ENV_MINIO_BUCKET_PREFIX = "TRAINYARD_MINIO_BUCKET_PREFIX"
 ENV_MINIO_OBJECT_LOCK_DAYS = "TRAINYARD_MINIO_OBJECT_LOCK_DAYS"
 ENV_MINIO_OBJECT_LOCK_MODE = "TRAINYARD_MINIO_OBJECT_LOCK_MODE"
 
-SECRET_ENV_NAMES = (ENV_MINIO_ACCESS_KEY, ENV_MINIO_SECRET_KEY)
 
 
 
@@ -29,8 +28,6 @@ def trainyard_home() -> Path:
     """Where embedded state lives (store, stat cache, Airflow home): $TRAINYARD_HOME."""
     return Path(os.environ.get("TRAINYARD_HOME", os.path.expanduser("~/.local/share/trainyard")))
 
-
-DEFAULT_LOCAL_ROOT = trainyard_home() / "store"
 
 
 @dataclass(frozen=True)
