@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export TRAINYARD_HOME ?= $(CURDIR)/.trainyard
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: venv demo test test-fast test-containers up images bench clean
+.PHONY: venv lint demo test test-fast test-containers up images bench clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "uv==$(UV_VERSION)"
@@ -17,6 +17,11 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	@touch $@
 
 venv: $(VENV)/.installed
+
+# ruff (pyflakes, bugbear, pyupgrade, import order, Airflow's AIR rules) and mypy; config in pyproject.toml.
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 # Services the test suite starts itself: MinIO (built from source), the OCI registry,
 # PostgreSQL and Chromium (Debian packages).
@@ -30,10 +35,10 @@ demo: venv
 	$(BIN)/trainyard demo
 
 # Everything but the container tier, which `.ci/run` adds where podman works.
-test: venv services
+test: lint services
 	$(BIN)/pytest -p no:cacheprovider -m "not containers"
 
-test-fast: venv
+test-fast: lint
 	$(BIN)/pytest -p no:cacheprovider -m "not e2e and not minio and not registry and not containers"
 
 test-containers: venv services

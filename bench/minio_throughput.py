@@ -40,7 +40,7 @@ CHILD = r"""
 import json, sys, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
-from steps.store.factory import StoreSettings
+from steps.store.settings import StoreSettings
 from steps.store.minio_store import MinioStore
 job = json.loads(sys.stdin.read())
 store = MinioStore(StoreSettings(**job["settings"]), part_size_bytes=job["part_size_bytes"],

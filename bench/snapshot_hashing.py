@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from steps.snapshot import hash_files, list_dataset_files, snapshot_dataset  # noqa: E402
-from steps.stat_cache import StatCache  # noqa: E402
+from steps.data.snapshot import hash_files, list_dataset_files, snapshot_dataset  # noqa: E402
+from steps.data.stat_cache import StatCache  # noqa: E402
 from steps.store.local import LocalStore  # noqa: E402
 
 
@@ -91,9 +91,9 @@ def main() -> int:
         for i in range(args.repeats):
             store = LocalStore(tmp / f"store-{i}")
             cache = StatCache(tmp / f"cache-{i}.sqlite")
-            first.append(timed(lambda: snapshot_dataset(store, "bench", data, cache=cache)))
+            first.append(timed(lambda store=store, cache=cache: snapshot_dataset(store, "bench", data, cache=cache)))
             outcome = {}
-            again.append(timed(lambda: outcome.setdefault("o", snapshot_dataset(store, "bench", data, cache=cache))))
+            again.append(timed(lambda store=store, cache=cache, outcome=outcome: outcome.setdefault("o", snapshot_dataset(store, "bench", data, cache=cache))))
             assert outcome["o"].files_hashed == 0 and outcome["o"].bytes_uploaded == 0
             victim = data / rel_paths[i % len(rel_paths)]
             with open(victim, "r+b") as fh:

@@ -7,7 +7,7 @@ must reproduce its weights hash; a date without one gets a historical version.
 from __future__ import annotations
 
 from operators.retraining_dag import build_retraining_dag
-from steps.retraining_config import load_retraining
+from steps.catalog.retraining import load_retraining
 
 for _entry in load_retraining():
     globals()[_entry.dag_id] = build_retraining_dag(_entry)

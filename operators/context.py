@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from steps.catalog import Catalog
+from steps.catalog.catalog import Catalog
 from steps.store import ArtifactStore, open_store
 from trainyard.settings import Settings
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
 from airflow.providers.cncf.kubernetes.kubernetes_helper_functions import PodLaunchFailedException, add_unique_suffix
@@ -19,14 +19,15 @@ from airflow.providers.cncf.kubernetes.utils.container import container_is_succe
 from airflow.providers.cncf.kubernetes.utils.pod_manager import PodLaunchTimeoutException, PodManager
 from kubernetes.client import models as k8s
 
-from steps.catalog import AlgorithmEntry
-from steps.contract import TrainerResult, TrainingJob
-from steps.executors.base import TrainerFailed, TrainerImage
-from steps.executors.environment import redact, trainer_secret_env
+from steps.catalog.catalog import AlgorithmEntry
+from steps.catalog.teams import DEFAULT_TEAMS_PATH, load_teams
+from steps.executors.base import TrainerFailed
 from steps.executors.trainer_process import TrainerProcessOutcome, trainer_result
-from steps.pod_spec import TRAINER_CONTAINER, placement_for, render_trainer_pod
+from steps.images.trainer_image import TrainerImage
+from steps.kubernetes.pod_spec import TRAINER_CONTAINER, placement_for, render_trainer_pod
 from steps.store import StoreSettings
-from steps.teams import DEFAULT_TEAMS_PATH, load_teams
+from steps.training.contract import TrainerResult, TrainingJob
+from steps.training.trainer_env import redact, trainer_secret_env
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,11 @@ class KubernetesPodExecutor:
             startup_s = min(self.startup_timeout_s, deadline_s)
             asyncio.run(
                 manager.await_pod_start(
-                    pod, schedule_timeout=startup_s, startup_timeout=startup_s, check_interval=self.poll_interval_s
+                    pod,
+                    schedule_timeout=startup_s,
+                    startup_timeout=startup_s,
+                    # Typed int, but only ever handed to asyncio.sleep, which takes seconds as a float.
+                    check_interval=self.poll_interval_s,  # type: ignore[arg-type]
                 )
             )
             manager.fetch_container_logs(pod, TRAINER_CONTAINER, follow=True, log_formatter=keep_line)

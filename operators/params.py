@@ -1,10 +1,10 @@
-"""The training_pipeline Params form: bounds come from steps.plan.BOUNDS, choices from
+"""The training_pipeline Params form: bounds come from steps.lifecycle.plan.BOUNDS, choices from
 the catalogs (two small local YAML reads; no network, no heavy imports)."""
 from __future__ import annotations
 
 from airflow.sdk import Param
 
-from steps.plan import BOUNDS
+from steps.lifecycle.plan import BOUNDS
 
 
 def catalog_names() -> tuple[list[str], list[str]]:

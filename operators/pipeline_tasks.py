@@ -1,5 +1,9 @@
 """Thin Airflow adapters for the pipeline steps: read context and XCom, call one step,
-return its typed record as JSON-able XCom. No logic beyond that lives here."""
+return its typed record as JSON-able XCom. No logic beyond that lives here.
+
+Every XCom is one typed record's JSON (RunPlan, SnapshotRef, ValidationSummary, TrainerResult,
+EvaluationRecord, RegisteredVersion); each task parses what it receives with the record's model.
+"""
 from __future__ import annotations
 
 from functools import partial
@@ -7,14 +11,16 @@ from typing import Any
 
 from airflow.sdk import task
 
+from operators.xcom import XComRecord
 
-@task(task_id="plan")
+
+@task(task_id="plan", multiple_outputs=False)
 def plan_task(**context: Any) -> dict:
     from operators.context import load_catalog, load_settings, open_artifact_store, run_identity
     from operators.image_resolution import digest_checker_for, resolver_for
     from operators.run_kind import is_backfill, triggering_dataset_hash
-    from steps.plan import parse_request, plan_run
-    from steps.replay import backfill_plan
+    from steps.lifecycle.plan import parse_request, plan_run
+    from steps.lifecycle.replay import backfill_plan
 
     settings = load_settings()
     store = open_artifact_store(settings)
@@ -48,22 +54,22 @@ def plan_task(**context: Any) -> dict:
     return plan.model_dump(mode="json")
 
 
-@task(task_id="snapshot")
-def snapshot_task(plan: dict) -> dict:
+@task(task_id="snapshot", multiple_outputs=False)
+def snapshot_task(plan: XComRecord) -> dict:
     from datetime import date
     from pathlib import Path
 
     from operators.context import load_settings, open_artifact_store
-    from steps.plan import RunPlan
-    from steps.snapshot import load_snapshot, snapshot_dataset
-    from steps.stat_cache import StatCache
+    from steps.data.snapshot import load_snapshot, snapshot_dataset
+    from steps.data.stat_cache import StatCache
+    from steps.lifecycle.plan import RunPlan
 
     run = RunPlan.model_validate(plan)
     settings = load_settings()
     if run.pinned_dataset_hash:  # a replay or an asset event names the exact snapshot
         pinned = load_snapshot(open_artifact_store(settings), run.dataset, run.pinned_dataset_hash)
         print(f"snapshot {run.dataset}@{pinned.dataset_hash} (pinned, verified)")
-        return {"dataset": run.dataset, "dataset_hash": pinned.dataset_hash}
+        return pinned.ref().model_dump(mode="json")
     with StatCache() as cache:
         outcome = snapshot_dataset(
             open_artifact_store(settings),
@@ -76,42 +82,42 @@ def snapshot_task(plan: dict) -> dict:
         f"snapshot {run.dataset}@{outcome.snapshot.dataset_hash}: {len(outcome.snapshot.files)} files, "
         f"{outcome.files_hashed} hashed, {outcome.bytes_uploaded} bytes stored"
     )
-    return {"dataset": run.dataset, "dataset_hash": outcome.snapshot.dataset_hash, "created": outcome.created}
+    return outcome.snapshot.ref(created=outcome.created).model_dump(mode="json")
 
 
-@task(task_id="validate")
-def validate_task(plan: dict, snapshot: dict) -> dict:
+@task(task_id="validate", multiple_outputs=False)
+def validate_task(plan: XComRecord, snapshot: XComRecord) -> dict:
     from operators.context import load_settings, open_artifact_store
-    from steps.plan import RunPlan
-    from steps.validation_run import validate_snapshot
+    from steps.data.snapshot import SnapshotRef
+    from steps.data.validation_run import validate_snapshot
+    from steps.lifecycle.plan import RunPlan
 
     run = RunPlan.model_validate(plan)
-    summary = validate_snapshot(
-        open_artifact_store(load_settings()), run.dataset, snapshot["dataset_hash"], run.schema_name, run.run_key
-    )
+    ref = SnapshotRef.model_validate(snapshot)
+    summary = validate_snapshot(open_artifact_store(load_settings()), run.dataset, ref.dataset_hash, run.schema_name, run.run_key)
     return summary.model_dump(mode="json")
 
 
-@task(task_id="train")
-def train_task(plan: dict, snapshot: dict, validation: dict) -> dict:
-    from operators.context import load_settings
-    from operators.context import executor_for
-    from steps.plan import RunPlan
-    from steps.train import run_training
+@task(task_id="train", multiple_outputs=False)
+def train_task(plan: XComRecord, snapshot: XComRecord, validation: XComRecord) -> dict:
+    from operators.context import executor_for, load_settings
+    from steps.data.snapshot import SnapshotRef
+    from steps.lifecycle.plan import RunPlan
+    from steps.lifecycle.train import run_training
 
     settings = load_settings()
     run = RunPlan.model_validate(plan)
-    result = run_training(run, snapshot["dataset_hash"], executor_for(run.executor, settings), settings.store)
+    dataset_hash = SnapshotRef.model_validate(snapshot).dataset_hash
+    result = run_training(run, dataset_hash, executor_for(run.executor, settings), settings.store)
     return result.model_dump(mode="json")
 
 
-@task(task_id="evaluate")
-def evaluate_task(plan: dict, result: dict) -> dict:
-    from operators.context import load_settings, open_artifact_store
-    from steps.contract import TrainerResult
-    from operators.context import executor_for
-    from steps.evaluate import evaluate_challenger
-    from steps.plan import RunPlan
+@task(task_id="evaluate", multiple_outputs=False)
+def evaluate_task(plan: XComRecord, result: XComRecord) -> dict:
+    from operators.context import executor_for, load_settings, open_artifact_store
+    from steps.lifecycle.evaluate import evaluate_challenger
+    from steps.lifecycle.plan import RunPlan
+    from steps.training.contract import TrainerResult
 
     settings = load_settings()
     run = RunPlan.model_validate(plan)
@@ -134,15 +140,16 @@ def evaluate_task(plan: dict, result: dict) -> dict:
     return record.model_dump(mode="json")
 
 
-@task(task_id="register")
-def register_task(plan: dict, snapshot: dict, validation: dict, result: dict, evaluation: dict) -> dict:
+@task(task_id="register", multiple_outputs=False)
+def register_task(plan: XComRecord, snapshot: XComRecord, validation: XComRecord, result: XComRecord, evaluation: XComRecord) -> dict:
     from operators.context import load_settings, open_artifact_store
-    from steps.contract import TrainerResult
-    from steps.manifest import EvaluationRecord, ReplayRecord
-    from steps.plan import RunPlan
-    from steps.register import register_model
-    from steps.replay import verify_reproduction
-    from steps.snapshot import load_snapshot
+    from steps.data.snapshot import SnapshotRef, load_snapshot
+    from steps.data.validation_run import ValidationSummary
+    from steps.lifecycle.manifest import EvaluationRecord, ReplayRecord
+    from steps.lifecycle.plan import RunPlan
+    from steps.lifecycle.register import register_model
+    from steps.lifecycle.replay import verify_reproduction
+    from steps.training.contract import TrainerResult
 
     store = open_artifact_store(load_settings())
     run = RunPlan.model_validate(plan)
@@ -150,13 +157,14 @@ def register_task(plan: dict, snapshot: dict, validation: dict, result: dict, ev
     if run.replay == "exact" and run.replay_of:
         record = verify_reproduction(store, run, trained.weights_sha256)  # raises with both hashes
         print(record.message)
-        return {**record.model_dump(mode="json"), "message": record.message}
+        return record.model_dump(mode="json")
+    validated = ValidationSummary.model_validate(validation)
     registered = register_model(
         store,
         run,
-        load_snapshot(store, run.dataset, snapshot["dataset_hash"]),
-        validation["report_key"],
-        validation["expectations_evaluated"],
+        load_snapshot(store, run.dataset, SnapshotRef.model_validate(snapshot).dataset_hash),
+        validated.report_key,
+        validated.expectations_evaluated,
         trained,
         EvaluationRecord.model_validate(evaluation),
         replay=ReplayRecord(mode=run.replay, reproduced_from=run.replay_of) if run.replay_of else None,
@@ -170,13 +178,16 @@ def register_task(plan: dict, snapshot: dict, validation: dict, result: dict, ev
     return registered.model_dump(mode="json")
 
 
-@task(task_id="announce_snapshot")
-def announce_snapshot_task(snapshot: dict, **context: Any) -> dict:
+@task(task_id="announce_snapshot", multiple_outputs=False)
+def announce_snapshot_task(snapshot: XComRecord, **context: Any) -> dict:
     """Emit the dataset's asset event (with its hash) only when the snapshot is new."""
     from airflow.sdk.exceptions import AirflowSkipException
 
-    if not snapshot.get("created", True):
-        raise AirflowSkipException(f"{snapshot['dataset']}@{snapshot['dataset_hash'][:12]} was already stored")
+    from steps.data.snapshot import SnapshotRef
+
+    ref = SnapshotRef.model_validate(snapshot)
+    if not ref.created:
+        raise AirflowSkipException(f"{ref.dataset}@{ref.dataset_hash[:12]} was already stored")
     for asset in context["outlets"]:
-        context["outlet_events"][asset].extra = {"dataset_hash": snapshot["dataset_hash"]}
-    return snapshot
+        context["outlet_events"][asset].extra = {"dataset_hash": ref.dataset_hash}
+    return ref.model_dump(mode="json")

@@ -6,8 +6,8 @@ from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, P
 
 from operators.pipeline_tasks import evaluate_task, plan_task, register_task, snapshot_task, validate_task
 from operators.train_step import train_step
-from steps.plan import BOUNDS
-from steps.retraining_config import RetrainingEntry, dataset_asset_uri
+from steps.catalog.retraining import RetrainingEntry, dataset_asset_uri
+from steps.lifecycle.plan import BOUNDS
 
 
 def retraining_params(entry: RetrainingEntry) -> dict[str, Param]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from steps.retraining_config import dataset_asset_uri
+from steps.catalog.retraining import dataset_asset_uri
 
 
 def is_backfill(context: dict[str, Any]) -> bool:

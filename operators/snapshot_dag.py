@@ -5,16 +5,16 @@ import pendulum
 from airflow.sdk import DAG, Asset, task
 
 from operators.pipeline_tasks import announce_snapshot_task
-from steps.retraining_config import dataset_asset_uri, load_retraining
+from steps.catalog.retraining import dataset_asset_uri, load_retraining
 
 
-@task
+@task(multiple_outputs=False)
 def snapshot_dataset_task(dataset: str, **context) -> dict:
     from pathlib import Path
 
     from operators.context import load_catalog, load_settings, open_artifact_store, run_identity
-    from steps.snapshot import snapshot_dataset
-    from steps.stat_cache import StatCache
+    from steps.data.snapshot import snapshot_dataset
+    from steps.data.stat_cache import StatCache
 
     settings = load_settings()
     _, _, logical_date = run_identity(context)
@@ -23,7 +23,7 @@ def snapshot_dataset_task(dataset: str, **context) -> dict:
             open_artifact_store(settings), dataset, Path(load_catalog(settings).dataset(dataset).source),
             as_of=logical_date, cache=cache,
         )
-    return {"dataset": dataset, "dataset_hash": outcome.snapshot.dataset_hash, "created": outcome.created}
+    return outcome.snapshot.ref(created=outcome.created).model_dump(mode="json")
 
 
 def build_dataset_snapshots_dag() -> DAG:

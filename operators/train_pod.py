@@ -1,4 +1,4 @@
-"""The `train` task on Kubernetes: a thin KubernetesPodOperator around steps.pod_spec.
+"""The `train` task on Kubernetes: a thin KubernetesPodOperator around steps.kubernetes.pod_spec.
 
 It turns the run's plan and snapshot into the trainer pod, lets the provider run it, and
 hands back the trainer's TrainerResult (read by the XCom sidecar from return.json) in the
@@ -7,16 +7,23 @@ same shape as pipeline_tasks.train_task. A failed pod fails the task with its lo
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 from airflow.providers.cncf.kubernetes.utils.container import container_is_succeeded, get_container_status
 from airflow.providers.common.compat.sdk import AirflowException
 from kubernetes.client import models as k8s
 
-from steps.pod_spec import TRAINER_CONTAINER, TRAINER_UID, ResourceOverrides, placement_for, render_trainer_pod
-from steps.teams import DEFAULT_TEAMS_PATH, load_teams
+from steps.catalog.teams import DEFAULT_TEAMS_PATH, load_teams
+from steps.kubernetes.pod_spec import (
+    TRAINER_CONTAINER,
+    TRAINER_UID,
+    ResourceOverrides,
+    placement_for,
+    render_trainer_pod,
+)
 
 LOG_TAIL_LINES = 40
 # The XCom sidecar gets the trainer's restrictions, so the pod passes a "restricted" namespace.
@@ -88,8 +95,8 @@ class TrainerPodOperator(KubernetesPodOperator):
 
     def trainer_pod(self) -> k8s.V1Pod:
         from operators.context import load_catalog, load_settings
-        from steps.plan import RunPlan
-        from steps.train import training_job
+        from steps.lifecycle.plan import RunPlan
+        from steps.lifecycle.train import training_job
 
         run = RunPlan.model_validate(_record(self.plan))
         if run.team != self.team_entry.name:
@@ -105,8 +112,13 @@ class TrainerPodOperator(KubernetesPodOperator):
             )
         overrides = ResourceOverrides.model_validate(_record(self.resource_overrides)) if self.resource_overrides else None
         placement = placement_for(load_catalog(settings).algorithm(run.algorithm), self.team_entry, overrides)
-        job = training_job(run, _record(self.snapshot)["dataset_hash"])
+        job = training_job(run, self._snapshot_ref().dataset_hash)
         return render_trainer_pod(job, run.image, settings.store, placement)
+
+    def _snapshot_ref(self):
+        from steps.data.snapshot import SnapshotRef
+
+        return SnapshotRef.model_validate(_record(self.snapshot))
 
     def execute(self, context: Any) -> dict:
         return self._trainer_result(super().execute(context))
@@ -115,12 +127,12 @@ class TrainerPodOperator(KubernetesPodOperator):
         return self._trainer_result(super().trigger_reentry(context, event))
 
     def _trainer_result(self, xcom: Any) -> dict:
-        from steps.contract import XCOM_RETURN_PATH, TrainerResult
+        from steps.training.contract import XCOM_RETURN_PATH, TrainerResult
 
         if not xcom:
             raise AirflowException(f"trainer pod succeeded but wrote no result to {XCOM_RETURN_PATH}")
         result = TrainerResult.model_validate(xcom)
-        expected = _record(self.snapshot)["dataset_hash"]
+        expected = self._snapshot_ref().dataset_hash
         if result.dataset_hash != expected:
             raise AirflowException(f"trainer reports dataset {result.dataset_hash[:12]}, expected {expected[:12]}")
         return result.model_dump(mode="json")
@@ -143,7 +155,7 @@ class TrainerPodOperator(KubernetesPodOperator):
             raise TrainerPodFailed(failure) from None
 
     def describe_failure(self, pod: k8s.V1Pod) -> str:
-        from steps.executors.environment import redact, trainer_secret_env
+        from steps.training.trainer_env import redact, trainer_secret_env
 
         status = pod.status or k8s.V1PodStatus()
         lines = [f"trainer pod {pod.metadata.namespace}/{pod.metadata.name} failed (phase {status.phase})"]

@@ -135,7 +135,7 @@ trainer_inputs_sha256() {
         echo "base=$BASE_REF"
         sha256sum "images/$algorithm/Dockerfile" "images/$algorithm/Dockerfile.dockerignore" \
             "images/$algorithm/requirements.lock"
-        "$PYTHON" -c 'import sys; from pathlib import Path; from steps.executors.code_hash import trainer_code_sha256; print(trainer_code_sha256(Path(sys.argv[1])))' \
+        "$PYTHON" -c 'import sys; from pathlib import Path; from steps.images.code_hash import trainer_code_sha256; print(trainer_code_sha256(Path(sys.argv[1])))' \
             "images/$algorithm"
     } | sha256_of_stdin
 }
@@ -209,7 +209,7 @@ push_and_register() {
 import sys
 from datetime import date
 
-from steps.catalog import ImageVersion, register_image_version
+from steps.catalog.catalog import ImageVersion, register_image_version
 from steps.store import open_store
 
 algorithm, reference, digest, version = sys.argv[1:]

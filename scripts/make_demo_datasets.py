@@ -29,11 +29,11 @@ def make_digits() -> None:
     write_csv(out / "labels.csv", ["id", "name"], [[i, str(i)] for i in range(10)])
     rows = [
         [f"d{i:05d}", int(label), *[int(v) for v in image]]
-        for i, (image, label) in enumerate(zip(digits.data, digits.target))
+        for i, (image, label) in enumerate(zip(digits.data, digits.target, strict=True))
     ]
     header = ["id", "label", *[f"p{i}" for i in range(64)]]
     bounds = [0, 600, 1200, len(rows)]
-    for day, lo, hi in zip(DATES, bounds, bounds[1:]):
+    for day, lo, hi in zip(DATES, bounds, bounds[1:], strict=False):
         write_csv(out / f"dt={day}" / "examples.csv", header, rows[lo:hi])
 
 
@@ -86,7 +86,7 @@ def make_intents() -> None:
     rows = [[f"i{i:04d}", text, label] for i, (text, label) in enumerate(rows)]
     third = len(rows) // 3
     bounds = [0, third, 2 * third, len(rows)]
-    for day, lo, hi in zip(DATES, bounds, bounds[1:]):
+    for day, lo, hi in zip(DATES, bounds, bounds[1:], strict=False):
         write_csv(out / f"dt={day}" / "examples.csv", ["id", "text", "label"], rows[lo:hi])
 
 

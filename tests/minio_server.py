@@ -15,16 +15,16 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import urllib3
 from minio import Minio
 
-from steps.store.factory import StoreSettings
 from steps.store.minio_store import MinioStore
+from steps.store.settings import StoreSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TOOLS_BIN = Path(os.environ.get("MINIO_TOOLS_BIN", REPO_ROOT / ".tools" / "bin"))

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from steps.catalog import PROJECT_ROOT, Catalog
-from steps.plan import parse_request, plan_run
-from steps.snapshot import snapshot_dataset
+from steps.catalog.catalog import Catalog
+from steps.data.snapshot import snapshot_dataset
+from steps.lifecycle.plan import parse_request, plan_run
+from steps.project_root import PROJECT_ROOT
 
 
 def catalog() -> Catalog:

@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from steps.hashing import sha256_bytes
-from steps.image_digest import RegistryCredentials
+from steps.images.image_digest import RegistryCredentials
 
 REGISTRY_BIN = Path("/usr/bin/docker-registry")
 READY_TIMEOUT_S = 30.0
@@ -163,7 +163,7 @@ class _TokenServer:
         self.credentials = credentials
         self.key = ec.generate_private_key(ec.SECP256R1())
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, TOKEN_ISSUER)])
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         self.cert = (
             x509.CertificateBuilder()
             .subject_name(name).issuer_name(name)

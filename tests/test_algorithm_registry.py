@@ -5,7 +5,7 @@ from datetime import date
 
 import pytest
 
-from steps.catalog import ImageVersion, UnknownName, register_image_version
+from steps.catalog.catalog import ImageVersion, UnknownName, register_image_version
 from tests.pipeline_fixtures import catalog
 
 
@@ -14,7 +14,8 @@ def test_image_current_on_a_past_date_comes_from_the_history(local_store):
         effective_from=date(2026, 3, 1), version="1.1.0", image="reg/digits-cnn:1.1.0", image_digest="sha256:" + "1" * 64))
     register_image_version(local_store, "digits-cnn", ImageVersion(
         effective_from=date(2026, 6, 1), version="2.0.0", image="reg/digits-cnn:2.0.0", image_digest="sha256:" + "2" * 64))
-    from steps.catalog import Catalog, PROJECT_ROOT
+    from steps.catalog.catalog import Catalog
+    from steps.project_root import PROJECT_ROOT
 
     entry = Catalog.load(PROJECT_ROOT / "config/datasets.yaml", PROJECT_ROOT / "config/algorithms.yaml", local_store).algorithm("digits-cnn")
     assert entry.image_on(date(2026, 2, 15)).version == "1.0.0"

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from operators.run_kind import triggering_dataset_hash
-from steps.retraining_config import dataset_asset_uri, load_retraining
+from steps.catalog.retraining import dataset_asset_uri, load_retraining
 from trainyard.local_airflow import load_dag, run_dag
 
 pytestmark = pytest.mark.slow

@@ -5,23 +5,29 @@ same steps run in-process, with a model first registered for a past logical date
 """
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 
-from steps.executors.base import TrainerImage
+from steps.data.snapshot import SnapshotError, snapshot_dataset
 from steps.executors.subprocess_executor import SubprocessExecutor
-from steps.models import load_manifest, read_alias, registered_versions
-from steps.replay import ReplayRefused, WeightsMismatch, backfill_plan, check_trainer_available, verify_reproduction
-from steps.snapshot import SnapshotError, snapshot_dataset
+from steps.images.trainer_image import TrainerImage
+from steps.lifecycle.model_registry import load_manifest, read_alias, registered_versions
+from steps.lifecycle.replay import (
+    ReplayRefused,
+    WeightsMismatch,
+    backfill_plan,
+    check_trainer_available,
+    verify_reproduction,
+)
+from steps.lifecycle.train import run_training
 from steps.store import StoreSettings
 from steps.store.local import LocalStore
-from steps.train import run_training
 from tests.pipeline_fixtures import catalog, make_plan
 from trainyard.local_airflow import run_dag
 
 pytestmark = pytest.mark.slow
-JAN_12 = datetime(2026, 1, 12, 3, 0, tzinfo=timezone.utc)
+JAN_12 = datetime(2026, 1, 12, 3, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
@@ -79,10 +85,10 @@ def test_current_code_replay_keeps_old_data_and_seeds(model_for_jan_12, store_ro
 
 
 def test_a_backfill_registration_never_moves_the_champion(model_for_jan_12, store_root):
-    from steps.evaluate import evaluate_challenger
-    from steps.register import register_model
-    from steps.snapshot import load_snapshot
-    from steps.validation_run import validate_snapshot
+    from steps.data.snapshot import load_snapshot
+    from steps.data.validation_run import validate_snapshot
+    from steps.lifecycle.evaluate import evaluate_challenger
+    from steps.lifecycle.register import register_model
 
     store = LocalStore(store_root)
     settings = StoreSettings(backend="local", root=str(store_root))
@@ -110,7 +116,7 @@ def test_exact_replay_refuses_a_trainer_whose_pinned_code_is_gone():
 @pytest.mark.registry
 def test_exact_replay_names_a_digest_missing_from_the_registry_and_never_uses_a_tag(oci_registry):
     from operators.image_resolution import digest_checker_for
-    from steps.image_digest import resolve_digest_by_head
+    from steps.images.image_digest import resolve_digest_by_head
     from trainyard.settings import Settings
 
     oci_registry.push_test_image("trainyard/digits-cnn", "1.0.0", b"present")

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
+from steps.data.validation_report import ValidationFailed
+from steps.data.validation_run import validate_snapshot
 from steps.store.local import LocalStore
-from steps.validate import ValidationFailed
-from steps.validation_run import validate_snapshot
 from tests.conftest import PROJECT_ROOT, run_cli, write_digits_dataset
 from tests.pipeline_fixtures import snapshot_of
 

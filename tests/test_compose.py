@@ -17,9 +17,9 @@ import pytest
 import yaml
 
 from operators.connections import MINIO_CONN_ID
-from steps.store.factory import StoreSettings
+from steps.catalog.teams import load_teams
 from steps.store.minio_store import MinioStore
-from steps.teams import load_teams
+from steps.store.settings import StoreSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
@@ -323,7 +323,7 @@ def test_init_airflow_sets_the_admin_password_the_connections_and_the_team_pools
         uri = json.loads(got.stdout)[0]["get_uri"]
         probe = (
             "import json; from operators.connections import store_settings_from_connection as read; "
-            "from steps.store.factory import StoreSettings; "
+            "from steps.store.settings import StoreSettings; "
             "s = read(StoreSettings(backend='minio')); "
             "print(json.dumps([s.minio_endpoint, s.minio_access_key, s.minio_secret_key, s.minio_secure]))"
         )

@@ -11,16 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from steps.catalog import Resources
-from steps.contract import TrainingJob
-from steps.executors.base import TrainerFailed, TrainerImage
-from steps.executors.code_hash import TRAINER_SHARED_CODE
+from steps.catalog.catalog import Resources
+from steps.executors.base import TrainerFailed
 from steps.executors.container_executor import ContainerExecutor, podman_args
-from steps.executors.environment import trainer_public_env
 from steps.hashing import sha256_file
-from steps.image_digest import resolve_digest
-from steps.pod_spec import PodPlacement, render_trainer_pod
+from steps.images.code_hash import TRAINER_SHARED_CODE
+from steps.images.image_digest import resolve_digest
+from steps.images.trainer_image import TrainerImage
+from steps.kubernetes.pod_spec import PodPlacement, render_trainer_pod
 from steps.store import StoreSettings
+from steps.training.contract import TrainingJob
+from steps.training.trainer_env import trainer_public_env
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ALGORITHMS = ("digits-cnn", "intent-classification")
@@ -219,7 +220,7 @@ def registered_images(oci_registry, minio_server):
         "TRAINYARD_MINIO_BUCKET_PREFIX": settings.bucket_prefix,
     }
     pinned = _build_push_and_register(oci_registry.host, env)
-    for algorithm, reference in pinned.items():  # the registry serves the digest that was registered
+    for reference in pinned.values():  # the registry serves the digest that was registered
         repository, digest = reference.split("@")
         assert resolve_digest(f"{repository}:1.0.0", insecure=True).digest == digest
     yield settings, env, pinned
@@ -243,9 +244,9 @@ def _forget_images_pulled_from(registry_host: str) -> None:
 def test_training_pipeline_in_a_container_registers_the_weights_the_subprocess_run_registers(
     registered_images, airflow_db, monkeypatch
 ):
-    from steps.models import load_manifest
-    from steps.plan import run_key_for
-    from steps.register import RegisteredVersion
+    from steps.lifecycle.model_registry import load_manifest
+    from steps.lifecycle.plan import run_key_for
+    from steps.lifecycle.register import RegisteredVersion
     from steps.store import open_store
     from tests.minio_server import unique_bucket_prefix
     from trainyard.local_airflow import run_dag
@@ -283,8 +284,8 @@ def test_training_pipeline_in_a_container_registers_the_weights_the_subprocess_r
 @pytest.mark.containers
 @pytest.mark.timeout(COLD_BUILD_TIMEOUT_S)
 def test_a_local_store_directory_is_shared_with_the_container_at_the_same_path(registered_images, tmp_path):
+    from steps.lifecycle.train import training_job
     from steps.store.local import LocalStore
-    from steps.train import training_job
     from tests.pipeline_fixtures import make_plan, snapshot_of
 
     _, _, pinned = registered_images

@@ -1,12 +1,12 @@
 """The embedded executor gives the trainer exactly the environment its pod would get."""
 from __future__ import annotations
 
-from steps.executors.base import TrainerImage
+from steps.catalog.teams import load_teams
 from steps.executors.subprocess_executor import SubprocessExecutor
-from steps.pod_spec import placement_for, render_trainer_pod
+from steps.images.trainer_image import TrainerImage
+from steps.kubernetes.pod_spec import placement_for, render_trainer_pod
+from steps.lifecycle.train import training_job
 from steps.store import StoreSettings
-from steps.teams import load_teams
-from steps.train import training_job
 from tests.pipeline_fixtures import catalog, make_plan
 
 # Only what a process needs to find Python and scratch space differs between a local

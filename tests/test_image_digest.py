@@ -7,7 +7,7 @@ import traceback
 import pytest
 import requests
 
-from steps.image_digest import (
+from steps.images.image_digest import (
     ACCEPT_HEADER,
     ImageResolutionError,
     InvalidImageReference,

@@ -13,10 +13,11 @@ import pytest
 from kubernetes.client import models as k8s
 from kubernetes.client.rest import ApiException
 
-from steps.contract import TrainerResult, TrainingJob
-from steps.executors.base import TrainerFailed, TrainerImage
-from steps.models import version_key
+from steps.executors.base import TrainerFailed
+from steps.images.trainer_image import TrainerImage
+from steps.lifecycle.model_registry import version_key
 from steps.store import StoreSettings, open_store
+from steps.training.contract import TrainerResult, TrainingJob
 from tests.test_pod_spec import DATASET_HASH, DIGEST, RUN_KEY, make_plan
 from tests.test_train_pod_operator import _running, cluster  # noqa: F401  (cluster is a fixture)
 from tests.test_train_pod_operator import trainer_result as result_record
@@ -26,7 +27,7 @@ DEADLINE_S = 600
 
 
 def champion_job() -> TrainingJob:
-    """The job steps.evaluate.champion_metrics_on builds: the champion's trainer, in evaluate mode."""
+    """The job steps.lifecycle.evaluate.champion_metrics_on builds: the champion's trainer, in evaluate mode."""
     return TrainingJob(
         run_id=f"{RUN_KEY}-champion",
         algorithm="digits-cnn",
@@ -234,10 +235,16 @@ def test_failure_message_and_stored_log_never_show_a_secret(cluster, minio_serve
 def test_evaluate_step_rescores_a_champion_from_another_eval_set_in_a_pod(pod_cluster, local_settings):
     """What evaluate_task does in Kubernetes mode: the champion (scored on another eval set) is
     re-scored by its own trainer image in a pod, and the challenger is judged against that."""
-    from steps.evaluate import evaluate_challenger
-    from steps.manifest import AirflowLineage, DatasetLineage, EvaluationRecord, ModelManifest, ValidationLineage
-    from steps.models import set_alias
-    from steps.plan import RunPlan
+    from steps.lifecycle.evaluate import evaluate_challenger
+    from steps.lifecycle.manifest import (
+        AirflowLineage,
+        DatasetLineage,
+        EvaluationRecord,
+        ModelManifest,
+        ValidationLineage,
+    )
+    from steps.lifecycle.model_registry import set_alias
+    from steps.lifecycle.plan import RunPlan
 
     store = open_store(local_settings)
     plan = RunPlan.model_validate(make_plan())

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from steps.models import load_manifest, read_alias
-from steps.plan import run_key_for
-from steps.register import RegisteredVersion
-from steps.snapshot import snapshot_dataset
+from steps.data.snapshot import snapshot_dataset
+from steps.lifecycle.model_registry import load_manifest, read_alias
+from steps.lifecycle.plan import run_key_for
+from steps.lifecycle.register import RegisteredVersion
 from steps.store.minio_store import MinioStore
 from tests.minio_server import unique_bucket_prefix
 from tests.pipeline_fixtures import catalog

@@ -8,10 +8,10 @@ import json
 import pytest
 from kubernetes.client import ApiClient
 
-from steps.catalog import AlgorithmEntry
-from steps.executors.base import TrainerImage
-from steps.plan import RunPlan
-from steps.teams import load_teams
+from steps.catalog.catalog import AlgorithmEntry
+from steps.catalog.teams import load_teams
+from steps.images.trainer_image import TrainerImage
+from steps.lifecycle.plan import RunPlan
 
 DIGEST = "sha256:" + "ab12" * 16
 DATASET_HASH = "cd34" * 16
@@ -103,7 +103,7 @@ def test_pod_runs_the_trainer_image_by_digest(minio_env):
     ],
 )
 def test_image_without_a_full_digest_is_refused(minio_env, plan_kwargs, words):
-    from steps.pod_spec import UnpinnedImage
+    from steps.kubernetes.pod_spec import UnpinnedImage
 
     with pytest.raises(UnpinnedImage, match="digits-cnn") as refused:
         operator(plan=make_plan(**plan_kwargs)).build_pod_request_obj(dry_run=True)
@@ -111,7 +111,7 @@ def test_image_without_a_full_digest_is_refused(minio_env, plan_kwargs, words):
 
 
 def test_trainer_contract_arrives_as_plain_env_and_credentials_as_secret_refs(minio_env):
-    from steps.contract import TrainingJob
+    from steps.training.contract import TrainingJob
 
     env = env_of(trainer(rendered()))
     job = TrainingJob.from_env({name: e["value"] for name, e in env.items() if "value" in e})
@@ -187,7 +187,7 @@ def test_resource_overrides_arrive_as_json_text_from_a_template(minio_env):
     ],
 )
 def test_overrides_beyond_the_team_bound_are_refused_naming_the_bound(minio_env, team, overrides, bound):
-    from steps.pod_spec import PlacementError
+    from steps.kubernetes.pod_spec import PlacementError
 
     with pytest.raises(PlacementError) as refused:
         rendered(team=team, resource_overrides=overrides)
@@ -195,7 +195,7 @@ def test_overrides_beyond_the_team_bound_are_refused_naming_the_bound(minio_env,
 
 
 def test_request_above_limit_is_refused_before_the_api_server_sees_it():
-    from steps.pod_spec import PlacementError, ResourceOverrides, placement_for
+    from steps.kubernetes.pod_spec import PlacementError, ResourceOverrides, placement_for
 
     algorithm = AlgorithmEntry(name="a", schema="digits", entrypoint="x", repository="r", defaults={}, history=[])
     with pytest.raises(PlacementError, match="cpu_request=3 is more than cpu_limit=2"):
@@ -217,7 +217,7 @@ def test_lifecycle_deadline_restart_policy_and_labels(minio_env):
 def test_label_values_are_valid_even_for_long_run_ids():
     import re
 
-    from steps.pod_spec import label_value
+    from steps.kubernetes.pod_spec import label_value
 
     long_run = "backfill__2026-01-05T00:00:00+00:00-" + "x" * 80
     value = label_value(long_run)
@@ -251,7 +251,7 @@ def test_local_store_is_refused_on_kubernetes(monkeypatch):
 
 
 def test_unknown_team_is_refused_naming_the_configured_ones():
-    from steps.catalog import UnknownName
+    from steps.catalog.catalog import UnknownName
 
     with pytest.raises(UnknownName, match="team 'visoin' is not configured; configured: default, nlp, vision"):
         load_teams().team("visoin")

@@ -5,11 +5,11 @@ import threading
 
 import pytest
 
-from steps.contract import EvalMetrics, TrainerResult
-from steps.manifest import EvaluationRecord
-from steps.models import claimed_versions, load_manifest, read_alias, registered_versions
-from steps.register import register_model
+from steps.lifecycle.manifest import EvaluationRecord
+from steps.lifecycle.model_registry import claimed_versions, load_manifest, read_alias, registered_versions
+from steps.lifecycle.register import register_model
 from steps.store import IntegrityError, ObjectExists
+from steps.training.contract import EvalMetrics, TrainerResult
 from tests.pipeline_fixtures import make_plan, snapshot_of
 
 
@@ -50,7 +50,7 @@ def test_concurrent_registrations_of_one_model_get_distinct_intact_versions(loca
         except Exception as exc:  # surfaced below
             errors.append(exc)
 
-    threads = [threading.Thread(target=worker, args=pr) for pr in zip(plans, results)]
+    threads = [threading.Thread(target=worker, args=pr) for pr in zip(plans, results, strict=True)]
     [t.start() for t in threads]
     [t.join() for t in threads]
     assert not errors
@@ -72,7 +72,7 @@ def test_a_registered_version_is_never_overwritten(local_store):
 
 
 def test_retry_after_a_crash_before_the_manifest_finishes_the_same_version(local_store, monkeypatch):
-    from steps import register as register_module
+    from steps.lifecycle import register as register_module
 
     snapshot = snapshot_of(local_store)
     plan = make_plan("run-crash")
@@ -119,7 +119,7 @@ def test_registering_again_changes_nothing_and_another_run_gets_the_next_version
 
 
 def test_retry_after_the_commit_point_still_moves_the_champion_and_records_the_result(local_store, monkeypatch):
-    from steps import register as register_module
+    from steps.lifecycle import register as register_module
 
     snapshot = snapshot_of(local_store)
     plan = make_plan("run-alias-crash")

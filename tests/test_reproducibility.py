@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 from steps.executors.subprocess_executor import SubprocessExecutor
+from steps.lifecycle.train import run_training
 from steps.store import StoreSettings
-from steps.train import run_training
 from tests.conftest import run_cli
 from tests.pipeline_fixtures import make_plan, snapshot_of
 

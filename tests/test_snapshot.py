@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from steps.snapshot import (
+from steps.data.snapshot import (
     SnapshotError,
     SnapshotMismatch,
     blob_key,
@@ -16,7 +16,7 @@ from steps.snapshot import (
     materialize_snapshot,
     snapshot_dataset,
 )
-from steps.stat_cache import StatCache
+from steps.data.stat_cache import StatCache
 from steps.store.keys import InvalidName
 
 
@@ -108,7 +108,7 @@ def test_dataset_name_that_would_escape_the_store_is_refused(tmp_path, local_sto
 
 
 def test_file_changed_after_hashing_is_refused_and_not_stored(tmp_path, local_store, monkeypatch):
-    from steps import snapshot as snapshot_module
+    from steps.data import snapshot as snapshot_module
 
     src = make_tree(tmp_path / "a", FILES)
     real_build = snapshot_module.build_snapshot

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from kubernetes.client import CoreV1Api, models as k8s
+from kubernetes.client import CoreV1Api
+from kubernetes.client import models as k8s
 
 from tests.test_pod_spec import ACCESS_KEY, DATASET_HASH, RUN_KEY, SECRET_KEY, SNAPSHOT, make_plan
 
@@ -114,7 +115,7 @@ class FakeCluster:
     # --- the kubelet ---
     def _pod(self, name: str) -> k8s.V1Pod:
         request = next(p for p in self.created if p["metadata"]["name"] == name)
-        finished = datetime.now(timezone.utc) - timedelta(seconds=1)
+        finished = datetime.now(UTC) - timedelta(seconds=1)
         if self.outcome == "unpullable":
             waiting = k8s.V1ContainerState(
                 waiting=k8s.V1ContainerStateWaiting(reason="ErrImagePull", message="manifest unknown: manifest unknown")
@@ -176,7 +177,7 @@ def _terminated(name, exit_code, reason, finished_at, message=None):
 
 
 def _running(name):
-    state = k8s.V1ContainerState(running=k8s.V1ContainerStateRunning(started_at=datetime.now(timezone.utc)))
+    state = k8s.V1ContainerState(running=k8s.V1ContainerStateRunning(started_at=datetime.now(UTC)))
     return k8s.V1ContainerStatus(name=name, state=state, ready=True, restart_count=0, image="x", image_id="x")
 
 
@@ -205,7 +206,7 @@ class TaskInstanceStub:
     run_id: str = "manual__2026-11-24T08:00:00+00:00"
     map_index: int = -1
     try_number: int = 1
-    start_date: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    start_date: datetime = field(default_factory=lambda: datetime.now(UTC))
     pushed: dict = field(default_factory=dict)
     upstream_results: dict = field(default_factory=dict)  # task_id -> return value, for XComArg resolution
 
@@ -399,7 +400,7 @@ def test_train_task_wired_in_a_dag_waits_for_validation_and_renders_upstream_xco
         def snapshot_task(plan):
             return SNAPSHOT
 
-        @task(task_id="validate")
+        @task(task_id="validate", multiple_outputs=False)
         def validate_task(plan, snapshot):
             return {"report_key": "r", "expectations_evaluated": 3}
 

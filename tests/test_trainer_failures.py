@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import pytest
 
+from steps.data.snapshot import blob_key
 from steps.executors.base import TrainerFailed
 from steps.executors.subprocess_executor import SubprocessExecutor
-from steps.snapshot import blob_key
+from steps.lifecycle.train import run_training
 from steps.store import StoreSettings
-from steps.train import run_training
 from tests.pipeline_fixtures import make_plan, snapshot_of
 
 
@@ -32,8 +32,8 @@ def test_trainer_refuses_a_snapshot_whose_files_changed(local_store, store_root)
 
 
 def test_trainer_contract_round_trips_through_env():
-    from steps.contract import TrainingJob
-    from steps.train import training_job
+    from steps.lifecycle.train import training_job
+    from steps.training.contract import TrainingJob
 
     job = training_job(make_plan("env-1"), "a" * 64)
     env = job.to_env()
@@ -48,8 +48,8 @@ def test_a_hung_trainer_is_killed_at_its_deadline_with_its_children(local_store,
     open must not keep the task waiting."""
     import time
 
-    from steps.executors.base import TrainerImage
-    from steps.train import training_job
+    from steps.images.trainer_image import TrainerImage
+    from steps.lifecycle.train import training_job
 
     script = tmp_path / "images" / "hangs" / "train.py"
     script.parent.mkdir(parents=True)

@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from steps.models import list_models, load_manifest, read_alias, registered_versions
-from steps.plan import run_key_for
-from steps.register import RegisteredVersion
+from steps.lifecycle.model_registry import list_models, load_manifest, read_alias, registered_versions
+from steps.lifecycle.plan import run_key_for
+from steps.lifecycle.register import RegisteredVersion
 from steps.store.local import LocalStore
 from trainyard.local_airflow import load_dag, run_dag
 
@@ -37,7 +37,7 @@ def test_dag_file_parses_without_heavy_imports():
 def test_dag_wires_the_five_steps_in_order():
     dag = load_dag("training_pipeline")
     chain = ["plan", "snapshot", "validate", "train", "evaluate", "register"]
-    for upstream, downstream in zip(chain, chain[1:]):
+    for upstream, downstream in zip(chain, chain[1:], strict=False):
         assert upstream in dag.get_task(downstream).upstream_task_ids
     params = dag.params
     assert set(params.keys()) >= {"dataset", "algorithm", "epochs", "learning_rate", "batch_size", "seed"}

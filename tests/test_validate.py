@@ -8,14 +8,15 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
-from steps.dataset_reader import DatasetReadError, read_examples, read_labels
-from steps.schemas import DIGITS, INTENT, SCHEMAS, UnknownSchema, get_schema
-from steps.validate import ValidationFailed, ValidationReport, validate_dataset_dir, validate_examples
+from steps.data.dataset_reader import DatasetReadError, read_examples, read_labels
+from steps.data.schemas import DIGITS, INTENT, SCHEMAS, UnknownSchema, get_schema
+from steps.data.validate import validate_dataset_dir, validate_examples
+from steps.data.validation_report import ValidationFailed, ValidationReport
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -380,7 +381,7 @@ def test_gx_stays_quiet_and_is_imported_only_when_validating(tmp_path):
     script = f"""
 import logging, sys
 logging.basicConfig(level=logging.INFO, stream=sys.stderr)
-import steps.validate as v
+import steps.data.validate as v
 assert "great_expectations" not in sys.modules, "GX imported at module import"
 report = v.validate_dataset_dir({str(tmp_path)!r}, "intent")
 assert report.success

@@ -9,8 +9,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from steps.catalog import PROJECT_ROOT
-from steps.store.factory import trainyard_home
+from steps.project_root import PROJECT_ROOT
+from steps.store.settings import trainyard_home
 
 DAGS_FOLDER = PROJECT_ROOT / "dags"
 
@@ -44,6 +44,8 @@ def load_dag(dag_id: str):
     candidates += [p for p in sorted(DAGS_FOLDER.glob("*.py")) if p != own]
     for path in candidates:
         spec = importlib.util.spec_from_file_location(f"trainyard_dag_{path.stem}", path)
+        if spec is None or spec.loader is None:
+            raise LookupError(f"{path} is not an importable DAG file")
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         for value in vars(module).values():

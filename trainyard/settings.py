@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-from steps.catalog import PROJECT_ROOT
+from steps.project_root import PROJECT_ROOT
 from steps.store import StoreSettings
-from steps.store import factory as store_env
+from steps.store import settings as store_env
 
 EXECUTORS = ("subprocess", "container", "kubernetes")
 GATE_METRICS = ("macro_f1", "accuracy")  # higher is better; the gate relies on it
@@ -38,7 +39,7 @@ class Settings:
     container_runtime: str = "podman"
 
     @classmethod
-    def load(cls, env: Mapping[str, str] | None = None) -> "Settings":
+    def load(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
         config_path = Path(env.get("TRAINYARD_CONFIG", "trainyard.toml"))
         file_values: dict[str, Any] = {}
@@ -73,7 +74,7 @@ class Settings:
         for key in ("production", "container_runtime", "registry_insecure"):
             if key in executor:
                 updates[key] = executor[key]
-        env_map = {
+        env_map: dict[str, tuple[str, Callable[[str], Any]]] = {
             "TRAINYARD_EXECUTOR": ("executor", str),
             "TRAINYARD_PRODUCTION": ("production", lambda v: v.lower() in ("1", "true", "yes")),
             "TRAINYARD_NUM_THREADS": ("num_threads", int),

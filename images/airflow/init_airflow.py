@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from steps.teams import load_teams
+from steps.catalog.teams import load_teams
 
 
 def required(name: str) -> str:

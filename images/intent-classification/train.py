@@ -17,7 +17,7 @@ _TOKEN_RE = re.compile(r"[a-z0-9']+")
 
 def token_ids(text: str, buckets: int, max_tokens: int) -> list[int]:
     words = _TOKEN_RE.findall(text.lower())
-    grams = words + [f"{a} {b}" for a, b in zip(words, words[1:])]
+    grams = words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]
     ids = [1 + zlib.crc32(g.encode("utf-8")) % buckets for g in grams][:max_tokens]
     return ids + [0] * (max_tokens - len(ids))
 
@@ -38,7 +38,6 @@ class IntentClassifier:
         return torch.tensor(rows, dtype=torch.long)
 
     def build_model(self, hyperparameters, n_classes):
-        import torch
         from torch import nn
 
         buckets = _hp(hyperparameters, "hash_buckets")

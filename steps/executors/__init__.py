@@ -1,4 +1,2 @@
-"""Executors run a trainer for a TrainingJob and return its TrainerResult."""
-from steps.executors.base import TrainerExecutor, TrainerFailed, TrainerImage
-
-__all__ = ["TrainerExecutor", "TrainerFailed", "TrainerImage"]
+"""Executors run a trainer for a TrainingJob and return its TrainerResult: subprocess, container.
+May import steps.training (the contract), steps.images, steps.kubernetes (the pod a container mirrors), steps.store."""

@@ -10,18 +10,19 @@ import secrets as random_tokens
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from kubernetes.client import models as k8s
 
-from steps.catalog import Resources
-from steps.contract import TrainerResult, TrainingJob
-from steps.executors.base import TrainerFailed, TrainerImage
-from steps.executors.environment import trainer_secret_env
+from steps.catalog.catalog import Resources
+from steps.executors.base import TrainerFailed
 from steps.executors.trainer_process import run_trainer_process, trainer_result
-from steps.pod_spec import GPU_RESOURCE, TRAINER_CONTAINER, PodPlacement, render_trainer_pod
+from steps.images.trainer_image import TrainerImage
+from steps.kubernetes.pod_spec import GPU_RESOURCE, TRAINER_CONTAINER, PodPlacement, render_trainer_pod
 from steps.store import StoreSettings
+from steps.training.contract import TrainerResult, TrainingJob
+from steps.training.trainer_env import trainer_secret_env
 
 log = logging.getLogger(__name__)
 

@@ -7,12 +7,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-from steps.contract import ENV_SCRATCH_DIR, TrainerResult, TrainingJob
-from steps.executors.base import TrainerFailed, TrainerImage
-from steps.executors.code_hash import PROJECT_ROOT
-from steps.executors.environment import trainer_public_env, trainer_secret_env
+from steps.executors.base import TrainerFailed
 from steps.executors.trainer_process import run_trainer_process, trainer_result
+from steps.images.trainer_image import TrainerImage
+from steps.project_root import PROJECT_ROOT
 from steps.store import StoreSettings
+from steps.training.contract import ENV_SCRATCH_DIR, TrainerResult, TrainingJob
+from steps.training.trainer_env import trainer_public_env, trainer_secret_env
 
 
 class SubprocessExecutor:

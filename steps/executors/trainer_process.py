@@ -8,13 +8,13 @@ import os
 import signal
 import subprocess
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
-from steps.contract import TrainerResult, TrainingJob
 from steps.executors.base import TrainerFailed
-from steps.executors.environment import redact
 from steps.store import StoreSettings, open_store
+from steps.training.contract import TrainerResult, TrainingJob
+from steps.training.trainer_env import redact
 
 log = logging.getLogger(__name__)
 LOG_TAIL_LINES = 20
@@ -76,7 +76,7 @@ def _kill_process_group(proc: subprocess.Popen) -> None:
 def trainer_result(job: TrainingJob, outcome: TrainerProcessOutcome, store: StoreSettings, where: str = "") -> TrainerResult:
     """Keep the log beside the outputs, then fail loudly or read the trainer's result.json."""
     artifacts = open_store(store)
-    artifacts.put_bytes(f"{job.output_prefix}/trainer.log", ("\n".join(outcome.log_lines) + "\n").encode())
+    artifacts.put_bytes(job.outputs.trainer_log, ("\n".join(outcome.log_lines) + "\n").encode())
     if outcome.timed_out:
         raise TrainerFailed(
             f"trainer {job.algorithm!r} exceeded its deadline{where}; last log lines:\n{outcome.tail}"

@@ -1,4 +1,5 @@
-"""The one storage interface every step and trainer reads and writes through."""
+"""The one storage interface every step and trainer reads and writes through (local directory, MinIO),
+and the layout of what a run stores. May import steps.hashing only."""
 from steps.store.base import ArtifactStore, StoredObject
 from steps.store.errors import (
     IntegrityError,
@@ -8,8 +9,9 @@ from steps.store.errors import (
     StoreError,
     StoreUnavailable,
 )
+from steps.store.factory import open_store
 from steps.store.keys import AREAS, validate_key, validate_name
-from steps.store.factory import StoreSettings, open_store
+from steps.store.settings import StoreSettings
 
 __all__ = [
     "AREAS",

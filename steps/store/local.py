@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from steps.hashing import CHUNK_BYTES, sha256_bytes, streaming_sha256
 from steps.store.base import StoredObject

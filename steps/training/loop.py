@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
-from steps.contract import EvalMetrics
+from steps.training.contract import EvalMetrics
 from steps.training.metrics import accuracy, confusion_matrix, macro_f1
 
 

@@ -15,7 +15,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Protocol
 
-from steps.contract import (
+from steps.training.contract import (
     DEFAULT_SCRATCH_DIR,
     ENV_SCRATCH_DIR,
     XCOM_RETURN_PATH,
@@ -70,10 +70,10 @@ def train_or_evaluate(algorithm: TrainerAlgorithm, env: dict[str, str]) -> Train
     import torch
     from safetensors.torch import load_file, save_file
 
-    from steps.dataset_reader import read_examples
+    from steps.data.dataset_reader import read_examples
+    from steps.data.schemas import get_schema
+    from steps.data.snapshot import load_snapshot, materialize_snapshot
     from steps.hashing import sha256_file
-    from steps.schemas import get_schema
-    from steps.snapshot import load_snapshot, materialize_snapshot
     from steps.store import StoreSettings, open_store
     from steps.training.determinism import configure_determinism, select_device
     from steps.training.loop import evaluate, fit
@@ -97,7 +97,7 @@ def train_or_evaluate(algorithm: TrainerAlgorithm, env: dict[str, str]) -> Train
     n_classes = max(labels) + 1
 
     test_mask, content_hashes = split_examples(frame, schema, job.split_seed, job.test_fraction)
-    eval_hash = eval_set_hash([h for h, is_test in zip(content_hashes, test_mask) if is_test])
+    eval_hash = eval_set_hash([h for h, is_test in zip(content_hashes, test_mask, strict=True) if is_test])
     targets = torch.tensor(frame[schema.label_column].astype(int).to_numpy(), dtype=torch.long)
     features = algorithm.featurize(frame, hp)
     test_x, test_y = features[torch.from_numpy(test_mask)], targets[torch.from_numpy(test_mask)]
@@ -109,6 +109,11 @@ def train_or_evaluate(algorithm: TrainerAlgorithm, env: dict[str, str]) -> Train
     epochs_log: list[dict] = []
     weights_path: Path | None = None
     if job.mode == "train":
+
+        def on_epoch(record: dict) -> None:
+            epochs_log.append(record)
+            print(json.dumps(record), flush=True)
+
         epochs_done = fit(
             model,
             train_x,
@@ -118,7 +123,7 @@ def train_or_evaluate(algorithm: TrainerAlgorithm, env: dict[str, str]) -> Train
             batch_size=int(hp["batch_size"]),
             seed=job.seed,
             device=device,
-            on_epoch=lambda record: (epochs_log.append(record), print(json.dumps(record), flush=True)),
+            on_epoch=on_epoch,
             evaluate_each_epoch=lambda: evaluate(model, test_x, test_y, n_classes=n_classes, device=device),
         )
         weights_path = work / "weights.safetensors"

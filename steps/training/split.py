@@ -2,7 +2,7 @@
 the split seed, so it keeps its side across dataset versions."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from steps.hashing import canonical_json, sha256_bytes
 

@@ -4,7 +4,7 @@ one exactly and must report a matching weights hash."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -15,8 +15,8 @@ pytestmark = pytest.mark.e2e
 DAG_ID = "scheduled_retraining"
 # The demo digits dataset ships partitions dt=2026-01-05, -12 and -19; the DAG runs
 # Mondays 03:00 UTC, so this range holds exactly those three dates.
-FROM_DATE = datetime(2026, 1, 5, tzinfo=timezone.utc)
-TO_DATE = datetime(2026, 1, 19, 23, 59, tzinfo=timezone.utc)
+FROM_DATE = datetime(2026, 1, 5, tzinfo=UTC)
+TO_DATE = datetime(2026, 1, 19, 23, 59, tzinfo=UTC)
 DATES = ["2026-01-05", "2026-01-12", "2026-01-19"]
 # One epoch keeps six real trainings within the tier's budget; replays reuse it from the manifest.
 CONF = {"epochs": 1}
@@ -37,7 +37,7 @@ def test_backfill_registers_three_historical_versions_and_reprocess_reproduces_e
 
     first = _runs_by_date(api)
     assert sorted(first) == DATES
-    for day, run in first.items():
+    for run in first.values():
         assert run["state"] == "success", api.explain_run(DAG_ID, run["dag_run_id"])
     registered = {day: api.xcom(DAG_ID, run["dag_run_id"], "register") for day, run in first.items()}
     plans = {day: api.xcom(DAG_ID, run["dag_run_id"], "plan") for day, run in first.items()}

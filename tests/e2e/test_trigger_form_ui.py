@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from steps.plan import BOUNDS
+from steps.lifecycle.plan import BOUNDS
 from tests.e2e import trigger_form
 from tests.e2e.airflow_api import AirflowClient
 

@@ -1,0 +1,131 @@
+"""The dataset catalog and the algorithm registry (with dated image history)."""
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from steps.hashing import canonical_json
+from steps.project_root import PROJECT_ROOT
+from steps.store import ArtifactStore, ObjectExists, validate_name
+
+ALGORITHM_HISTORY_PREFIX = "models/_algorithms"
+
+
+class UnknownName(LookupError):
+    def __str__(self) -> str:  # KeyError-style repr quoting would garble the message
+        return str(self.args[0])
+
+
+class DatasetEntry(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    source: Path
+    schema_name: str = Field(alias="schema")
+
+
+class Resources(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cpu_request: str = "1"
+    cpu_limit: str = "2"
+    memory_request: str = "1Gi"
+    memory_limit: str = "2Gi"
+    gpu_count: int = Field(default=0, ge=0, le=8)
+
+
+class ImageVersion(BaseModel):
+    """One entry of an algorithm's image history."""
+
+    model_config = ConfigDict(frozen=True)
+
+    effective_from: date
+    version: str
+    image: str  # repo:tag or repo@sha256:...
+    image_digest: str | None = None  # sha256:... when registered by digest
+
+
+class AlgorithmEntry(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    schema_name: str = Field(alias="schema")
+    entrypoint: str
+    repository: str
+    defaults: dict[str, Any]
+    resources: Resources = Resources()
+    deadline_s: int = 3600
+    history: list[ImageVersion]
+
+    def image_on(self, day: date) -> ImageVersion:
+        """The image that was current on `day` (latest entry effective on or before it)."""
+        candidates = [h for h in self.history if h.effective_from <= day]
+        if not candidates:
+            first = min(h.effective_from for h in self.history)
+            raise UnknownName(f"algorithm {self.name!r} had no registered image on {day}; its history starts {first}")
+        return max(candidates, key=lambda h: (h.effective_from, h.image_digest is not None))
+
+    def current_image(self) -> ImageVersion:
+        return self.image_on(date.max)
+
+
+class Catalog:
+    def __init__(self, datasets: dict[str, DatasetEntry], algorithms: dict[str, AlgorithmEntry]):
+        self.datasets = datasets
+        self.algorithms = algorithms
+
+    @classmethod
+    def load(cls, datasets_path: Path, algorithms_path: Path, store: ArtifactStore | None = None) -> Catalog:
+        raw_datasets = yaml.safe_load(Path(datasets_path).read_text()) or {}
+        datasets = {}
+        for name, spec in raw_datasets.items():
+            source = Path(spec["source"])
+            if not source.is_absolute():
+                source = PROJECT_ROOT / source
+            datasets[name] = DatasetEntry(name=name, source=source, schema=spec["schema"])
+        raw_algorithms = yaml.safe_load(Path(algorithms_path).read_text()) or {}
+        algorithms = {name: AlgorithmEntry(name=name, **spec) for name, spec in raw_algorithms.items()}
+        if store is not None:
+            algorithms = {name: _with_stored_history(store, entry) for name, entry in algorithms.items()}
+        return cls(datasets, algorithms)
+
+    def dataset(self, name: str) -> DatasetEntry:
+        validate_name("dataset", name)
+        if name not in self.datasets:
+            raise UnknownName(f"dataset {name!r} is not in the catalog; known: {', '.join(sorted(self.datasets))}")
+        return self.datasets[name]
+
+    def algorithm(self, name: str) -> AlgorithmEntry:
+        if name not in self.algorithms:
+            raise UnknownName(
+                f"algorithm {name!r} is not registered; registered: {', '.join(sorted(self.algorithms))}"
+            )
+        return self.algorithms[name]
+
+
+def _with_stored_history(store: ArtifactStore, entry: AlgorithmEntry) -> AlgorithmEntry:
+    prefix = f"{ALGORITHM_HISTORY_PREFIX}/{entry.name}/history/"
+    stored = [ImageVersion.model_validate_json(store.get_bytes(k)) for k in store.list_keys(prefix)]
+    if not stored:
+        return entry
+    return entry.model_copy(update={"history": [*entry.history, *stored]})
+
+
+def register_image_version(store: ArtifactStore, algorithm: str, version: ImageVersion) -> str:
+    """Append an entry to an algorithm's history; entries are never rewritten."""
+    validate_name("algorithm", algorithm)
+    digest_part = (version.image_digest or "tag").replace("sha256:", "")[:12]
+    key = f"{ALGORITHM_HISTORY_PREFIX}/{algorithm}/history/{version.effective_from.isoformat()}-{version.version}-{digest_part}.json"
+    entry = canonical_json(version.model_dump(mode="json"))
+    try:
+        store.put_bytes(key, entry, if_absent=True)
+    except ObjectExists:
+        if store.get_bytes(key) != entry:  # the same entry twice is one fact; a different one is a clash
+            raise ObjectExists(
+                f"{key} already records a different image for {algorithm!r}; history is never rewritten"
+            ) from None
+    return key

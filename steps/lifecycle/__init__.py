@@ -1,0 +1,2 @@
+"""The model lifecycle: plan, train, evaluate, register, and the registry's read side (manifests, aliases),
+replay, reproduce, lineage. May import every other steps package; nothing below imports it."""

@@ -1,0 +1,109 @@
+"""The model manifest: everything needed to trust, trace and rebuild a model version.
+
+Schema documented in docs/manifest.md. Serialized once, here, as canonical JSON.
+"""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from steps.hashing import canonical_json
+from steps.images.trainer_image import TrainerImage
+from steps.training.contract import EvalMetrics
+
+MANIFEST_SCHEMA_VERSION = 1
+
+
+class ManifestFile(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str  # file name inside the version
+    sha256: str
+    size_bytes: int
+
+
+class DatasetLineage(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    dataset_hash: str
+    partitions: list[str]
+    as_of: str | None
+    source: str
+    eval_set_hash: str
+
+
+class ValidationLineage(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    success: bool
+    report_key: str
+    expectations_evaluated: int = 0
+
+
+class AirflowLineage(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    dag_id: str
+    run_id: str
+    logical_date: str | None
+
+
+class ReplayRecord(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    mode: Literal["none", "exact", "current-code"] = "none"
+    reproduced_from: str | None = None  # MODEL@VERSION whose manifest was replayed
+    expected_weights_sha256: str | None = None
+    weights_match: bool | None = None
+
+
+class EvaluationRecord(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    primary_metric: str
+    min_improvement: float
+    champion_version: int | None
+    champion_metrics: EvalMetrics | None
+    champion_source: Literal["recorded", "re-evaluated", "none"]
+    promote: bool
+    reason: str
+
+
+class ModelManifest(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    schema_version: int = MANIFEST_SCHEMA_VERSION
+    model_name: str
+    version: int
+    created_at: str
+    run_key: str
+    algorithm: str
+    trainer: TrainerImage
+    executor: str
+    dataset: DatasetLineage
+    validation: ValidationLineage
+    seed: int
+    split_seed: int
+    test_fraction: float
+    hyperparameters: dict[str, Any]
+    num_threads: int
+    device: str
+    torch_version: str
+    metrics: EvalMetrics
+    weights_sha256: str
+    evaluation: EvaluationRecord
+    airflow: AirflowLineage
+    replay: ReplayRecord = ReplayRecord()
+    historical: bool = False  # registered by a backfill for a date that had no model
+    files: list[ManifestFile]
+
+    def to_bytes(self) -> bytes:
+        return canonical_json(self.model_dump(mode="json"))
+
+    def file(self, name: str) -> ManifestFile:
+        for entry in self.files:
+            if entry.name == name:
+                return entry
+        raise KeyError(f"{self.model_name}@{self.version} has no file {name!r}")

@@ -1,0 +1,127 @@
+"""Read side of the model registry: versions, manifests, aliases, MODEL@VERSION refs."""
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, ConfigDict
+
+from steps.hashing import canonical_json
+from steps.lifecycle.manifest import ModelManifest
+from steps.store import ArtifactStore, ObjectExists, ObjectNotFound, validate_name
+
+CHAMPION = "champion"
+
+
+class ModelNotFound(LookupError):
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class AliasRecord(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    alias: str
+    version: int
+    set_at: str
+    run_key: str
+    reason: str
+
+
+def versions_prefix(model: str) -> str:
+    return f"models/{validate_name('model', model)}/versions/"
+
+
+def version_key(model: str, version: int, name: str) -> str:
+    return f"{versions_prefix(model)}{version}/{name}"
+
+
+def alias_key(model: str, alias: str) -> str:
+    return f"models/{validate_name('model', model)}/aliases/{alias}.json"
+
+
+def list_models(store: ArtifactStore) -> list[str]:
+    names = set()
+    for key in store.list_keys("models/"):
+        parts = key.split("/")
+        if len(parts) >= 5 and parts[2] == "versions" and parts[4] == "manifest.json":
+            names.add(parts[1])
+    return sorted(names)
+
+
+def registered_versions(store: ArtifactStore, model: str) -> list[int]:
+    """Versions with a manifest; a version without one does not exist."""
+    found = set()
+    for key in store.list_keys(versions_prefix(model)):
+        rest = key[len(versions_prefix(model)) :].split("/")
+        if len(rest) == 2 and rest[1] == "manifest.json" and rest[0].isdigit():
+            found.add(int(rest[0]))
+    return sorted(found)
+
+
+def claimed_versions(store: ArtifactStore, model: str) -> dict[int, str]:
+    """version -> run_key of every claim, manifest or not."""
+    claims = {}
+    for key in store.list_keys(versions_prefix(model)):
+        rest = key[len(versions_prefix(model)) :].split("/")
+        if len(rest) == 2 and rest[1] == "claim.json" and rest[0].isdigit():
+            claims[int(rest[0])] = json.loads(store.get_bytes(key))["run_key"]
+    return claims
+
+
+def load_manifest(store: ArtifactStore, model: str, version: int) -> ModelManifest:
+    try:
+        data = store.get_bytes(version_key(model, version, "manifest.json"))
+    except ObjectNotFound:
+        known = registered_versions(store, model)
+        raise ModelNotFound(
+            f"model {model!r} has no version {version}; registered versions: {known or 'none'}"
+        ) from None
+    return ModelManifest.model_validate_json(data)
+
+
+def read_alias(store: ArtifactStore, model: str, alias: str = CHAMPION) -> AliasRecord | None:
+    try:
+        return AliasRecord.model_validate_json(store.get_bytes(alias_key(model, alias)))
+    except ObjectNotFound:
+        return None
+
+
+def set_alias(store: ArtifactStore, model: str, alias: str, version: int, run_key: str, reason: str) -> AliasRecord:
+    record = AliasRecord(
+        alias=alias, version=version, set_at=datetime.now(UTC).isoformat(), run_key=run_key, reason=reason
+    )
+    stamp = record.set_at.replace(":", "").replace("+", "Z")
+    history_key = f"models/{model}/aliases/history/{stamp}-{alias}-{version}.json"
+    try:
+        store.put_bytes(history_key, canonical_json(record.model_dump()), if_absent=True)
+    except ObjectExists:
+        pass
+    store.put_bytes(alias_key(model, alias), canonical_json(record.model_dump()))
+    return record
+
+
+def alias_history(store: ArtifactStore, model: str) -> list[AliasRecord]:
+    prefix = f"models/{validate_name('model', model)}/aliases/history/"
+    return [AliasRecord.model_validate_json(store.get_bytes(k)) for k in store.list_keys(prefix)]
+
+
+def parse_model_ref(ref: str) -> tuple[str, int | str]:
+    """'digits-digits-cnn@3' -> (name, 3); '@champion' or no '@' resolves an alias."""
+    name, _, version = ref.partition("@")
+    validate_name("model", name)
+    if not version:
+        return name, CHAMPION
+    if version.isdigit():
+        return name, int(version)
+    return name, version
+
+
+def resolve_model_ref(store: ArtifactStore, ref: str) -> ModelManifest:
+    name, version = parse_model_ref(ref)
+    if isinstance(version, str):
+        alias = read_alias(store, name, version)
+        if alias is None:
+            raise ModelNotFound(f"model {name!r} has no alias {version!r}")
+        version = alias.version
+    return load_manifest(store, name, version)

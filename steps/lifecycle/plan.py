@@ -1,0 +1,176 @@
+"""Turn a user's run request into a fully resolved, typed RunPlan, before any work starts.
+
+Bounds here are the same as the Airflow Params form's, so the CLI and the UI refuse the
+same requests with the same words.
+"""
+from __future__ import annotations
+
+import re
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from steps.catalog.catalog import Catalog
+from steps.hashing import sha256_bytes
+from steps.images.code_hash import trainer_code_sha256
+from steps.images.trainer_image import TrainerImage
+from steps.store import validate_name
+from steps.store.run_layout import RunLayout
+
+# Param bounds, shared with the DAG's Params (operators/params.py renders these).
+BOUNDS: dict[str, dict[str, Any]] = {
+    "epochs": {"minimum": 1, "maximum": 200},
+    "learning_rate": {"exclusiveMinimum": 0, "maximum": 10},
+    "batch_size": {"minimum": 1, "maximum": 4096},
+    "seed": {"minimum": 0, "maximum": 2**31 - 1},
+}
+
+
+class BadRequest(ValueError):
+    """A run request that cannot run; the message names every problem."""
+
+
+class RunRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str
+    algorithm: str
+    model_name: str = ""  # defaults to "<dataset>-<algorithm>"
+    epochs: int = Field(ge=1, le=200)
+    learning_rate: float = Field(gt=0, le=10)
+    batch_size: int = Field(ge=1, le=4096)
+    seed: int = Field(ge=0, le=2**31 - 1)
+    team: str = "default"
+    promote: bool = True  # backfills set False: they never move the champion
+    replay: Literal["none", "exact", "current-code"] = "none"
+
+
+def parse_request(values: dict[str, Any]) -> RunRequest:
+    try:
+        return RunRequest.model_validate(values)
+    except ValidationError as exc:
+        problems = [f"{'.'.join(str(p) for p in e['loc']) or 'request'}: {e['msg']}" for e in exc.errors()]
+        raise BadRequest("invalid run parameters: " + "; ".join(problems)) from None
+
+
+class RunPlan(BaseModel):
+    """Everything later tasks of a run need, resolved once at the start."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run_key: str  # store-safe, deterministic id of this run
+    dag_id: str
+    airflow_run_id: str
+    logical_date: str | None
+    model_name: str
+    dataset: str
+    dataset_source: str
+    schema_name: str
+    as_of: str | None  # snapshot only partitions up to this date
+    algorithm: str
+    image: TrainerImage
+    hyperparameters: dict[str, Any]
+    seed: int
+    split_seed: int
+    test_fraction: float
+    num_threads: int
+    deadline_s: int
+    team: str
+    promote: bool
+    replay: str
+    executor: str
+    # Backfills: a dataset hash pinned by a replayed manifest or an asset event,
+    # the replayed model, and whether the result is a historical version.
+    pinned_dataset_hash: str | None = None
+    replay_of: str | None = None
+    expected_weights_sha256: str | None = None
+    historical: bool = False
+
+    @property
+    def layout(self) -> RunLayout:
+        return RunLayout(self.run_key)
+
+    @property
+    def output_prefix(self) -> str:
+        return self.layout.train.prefix
+
+
+def run_key_for(dag_id: str, run_id: str) -> str:
+    """Store-safe and stable across task retries; the hash keeps sanitized ids distinct."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{dag_id}-{run_id}").strip("-.")[:80]
+    digest = sha256_bytes(f"{dag_id}|{run_id}".encode())[:10]
+    return f"{safe}-{digest}"
+
+
+def plan_run(
+    request: RunRequest,
+    catalog: Catalog,
+    *,
+    dag_id: str,
+    airflow_run_id: str,
+    logical_date: date | None,
+    executor: str,
+    split_seed: int,
+    test_fraction: float,
+    num_threads: int,
+    image_resolver=None,
+) -> RunPlan:
+    """Resolve names, defaults and the trainer image. `image_resolver(reference) -> digest`
+    is used for container and Kubernetes executors; it runs once per run, here."""
+    dataset = catalog.dataset(request.dataset)
+    algorithm = catalog.algorithm(request.algorithm)
+    if algorithm.schema_name != dataset.schema_name:
+        raise BadRequest(
+            f"algorithm {algorithm.name!r} trains on {algorithm.schema_name!r} data, but dataset "
+            f"{dataset.name!r} has schema {dataset.schema_name!r}"
+        )
+    model_name = validate_name("model", request.model_name or f"{request.dataset}-{request.algorithm}")
+    hyperparameters = {
+        **algorithm.defaults,
+        "epochs": request.epochs,
+        "learning_rate": request.learning_rate,
+        "batch_size": request.batch_size,
+    }
+    image_version = algorithm.image_on(logical_date) if logical_date else algorithm.current_image()
+    if executor == "subprocess":
+        image = TrainerImage(
+            algorithm=algorithm.name,
+            image_reference=image_version.image,
+            code_sha256=trainer_code_sha256(Path(algorithm.entrypoint).parent),
+            entrypoint=algorithm.entrypoint,
+        )
+    else:
+        digest = image_version.image_digest or (image_resolver(image_version.image) if image_resolver else None)
+        if not digest:
+            raise BadRequest(f"cannot pin {image_version.image} to a digest; no resolver configured")
+        image = TrainerImage(
+            algorithm=algorithm.name,
+            image_reference=image_version.image,
+            image_digest=digest,
+            entrypoint=algorithm.entrypoint,
+        )
+    return RunPlan(
+        run_key=run_key_for(dag_id, airflow_run_id),
+        dag_id=dag_id,
+        airflow_run_id=airflow_run_id,
+        logical_date=logical_date.isoformat() if logical_date else None,
+        model_name=model_name,
+        dataset=dataset.name,
+        dataset_source=str(dataset.source),
+        schema_name=dataset.schema_name,
+        as_of=logical_date.isoformat() if logical_date else None,
+        algorithm=algorithm.name,
+        image=image,
+        hyperparameters=hyperparameters,
+        seed=request.seed,
+        split_seed=split_seed,
+        test_fraction=test_fraction,
+        num_threads=num_threads,
+        deadline_s=algorithm.deadline_s,
+        team=request.team,
+        promote=request.promote,
+        replay=request.replay,
+        executor=executor,
+    )

@@ -1,0 +1,200 @@
+"""The `register` step: files first, manifest last, never overwriting a version.
+
+A version number is claimed with a create-only write (claim.json) before any file is
+copied, so two concurrent registrations of one model get different numbers. A retry of
+the same run finds its own claim and finishes it; the manifest's create-only write is
+the commit point: a version without a manifest does not exist.
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from steps.data.snapshot import Snapshot
+from steps.hashing import canonical_json
+from steps.lifecycle.manifest import (
+    AirflowLineage,
+    DatasetLineage,
+    EvaluationRecord,
+    ManifestFile,
+    ModelManifest,
+    ReplayRecord,
+    ValidationLineage,
+)
+from steps.lifecycle.model_registry import (
+    CHAMPION,
+    claimed_versions,
+    load_manifest,
+    read_alias,
+    set_alias,
+    version_key,
+)
+from steps.lifecycle.plan import RunPlan
+from steps.store import ArtifactStore, IntegrityError, ObjectExists
+from steps.training.contract import TrainerResult
+
+MAX_CLAIM_ATTEMPTS = 1000
+
+
+class RegisteredVersion(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    model_name: str
+    version: int
+    manifest_key: str
+    weights_sha256: str
+    champion: bool
+    store_location: str
+
+
+def claim_version(store: ArtifactStore, model: str, run_key: str) -> int:
+    claims = claimed_versions(store, model)
+    for version, owner in sorted(claims.items()):
+        if owner == run_key:
+            return version  # a retry of this run: resume its claim
+    candidate = max(claims, default=0) + 1
+    for _ in range(MAX_CLAIM_ATTEMPTS):
+        try:
+            store.put_bytes(
+                version_key(model, candidate, "claim.json"),
+                canonical_json({"run_key": run_key}),
+                if_absent=True,
+            )
+            return candidate
+        except ObjectExists:
+            owner = json.loads(store.get_bytes(version_key(model, candidate, "claim.json")))["run_key"]
+            if owner == run_key:
+                return candidate
+            candidate += 1
+    raise RuntimeError(f"could not claim a version of {model!r} after {MAX_CLAIM_ATTEMPTS} attempts")
+
+
+def _copy(store: ArtifactStore, source_key: str, dest_key: str, scratch: Path) -> ManifestFile:
+    local = scratch / dest_key.rsplit("/", 1)[-1]
+    source = store.get_file(source_key, local)  # verifies the source's sha256
+    existing = store.stat(dest_key)
+    if existing is not None:
+        if existing.sha256 != source.sha256:
+            raise IntegrityError(f"{dest_key} exists with different content; refusing to overwrite")
+        stored = existing
+    else:
+        stored = store.put_file(dest_key, local, if_absent=True)
+    return ManifestFile(name=dest_key.rsplit("/", 1)[-1], sha256=stored.sha256, size_bytes=stored.size_bytes)
+
+
+def register_model(
+    store: ArtifactStore,
+    plan: RunPlan,
+    snapshot: Snapshot,
+    validation_report_key: str,
+    validation_expectations: int,
+    result: TrainerResult,
+    evaluation: EvaluationRecord,
+    *,
+    replay: ReplayRecord | None = None,
+    historical: bool = False,
+) -> RegisteredVersion:
+    required = {
+        "weights.safetensors": result.weights_key,
+        "metrics.jsonl": plan.layout.train.metrics,
+        "result.json": plan.layout.train.result,
+        "validation.json": validation_report_key,
+        "evaluation.json": plan.layout.evaluation,
+    }
+    optional = {"trainer.log": plan.layout.train.trainer_log}  # pods log to Kubernetes instead
+    missing = [key for key in required.values() if not store.exists(key)]
+    if missing:  # never commit a half-written model
+        raise IntegrityError(f"cannot register {plan.model_name}: run outputs missing: {', '.join(missing)}")
+
+    version = claim_version(store, plan.model_name, plan.run_key)
+    manifest_key = version_key(plan.model_name, version, "manifest.json")
+    if store.exists(manifest_key):  # a retry after the commit point: finish what follows it
+        manifest = load_manifest(store, plan.model_name, version)
+        return _after_commit(store, plan, manifest, manifest_key, evaluation)
+
+    sources = {**required, **{name: key for name, key in optional.items() if store.exists(key)}}
+    with tempfile.TemporaryDirectory(prefix="trainyard-register-") as tmp:
+        files = [
+            _copy(store, source, version_key(plan.model_name, version, name), Path(tmp))
+            for name, source in sources.items()
+        ]
+    weights = next(f for f in files if f.name == "weights.safetensors")
+    if weights.sha256 != result.weights_sha256:
+        raise IntegrityError(
+            f"weights sha256 {weights.sha256[:12]} differs from the trainer's report {result.weights_sha256[:12]}"
+        )
+    manifest = ModelManifest(
+        model_name=plan.model_name,
+        version=version,
+        created_at=datetime.now(UTC).isoformat(),
+        run_key=plan.run_key,
+        algorithm=plan.algorithm,
+        trainer=plan.image,
+        executor=plan.executor,
+        dataset=DatasetLineage(
+            name=snapshot.dataset,
+            dataset_hash=snapshot.dataset_hash,
+            partitions=snapshot.partitions,
+            as_of=snapshot.as_of,
+            source=plan.dataset_source,
+            eval_set_hash=result.eval_set_hash,
+        ),
+        validation=ValidationLineage(
+            success=True, report_key=validation_report_key, expectations_evaluated=validation_expectations
+        ),
+        seed=plan.seed,
+        split_seed=plan.split_seed,
+        test_fraction=plan.test_fraction,
+        hyperparameters=plan.hyperparameters,
+        num_threads=result.num_threads,
+        device=result.device,
+        torch_version=result.torch_version,
+        metrics=result.metrics,
+        weights_sha256=result.weights_sha256,
+        evaluation=evaluation,
+        airflow=AirflowLineage(dag_id=plan.dag_id, run_id=plan.airflow_run_id, logical_date=plan.logical_date),
+        replay=replay or ReplayRecord(mode="none" if plan.replay == "none" else plan.replay),
+        historical=historical,
+        files=files,
+    )
+    try:
+        store.put_bytes(manifest_key, manifest.to_bytes(), if_absent=True)  # the commit point
+    except ObjectExists:
+        manifest = load_manifest(store, plan.model_name, version)
+        if manifest.run_key != plan.run_key:
+            raise
+    return _after_commit(store, plan, manifest, manifest_key, evaluation)
+
+
+def _after_commit(
+    store: ArtifactStore, plan: RunPlan, manifest: ModelManifest, manifest_key: str, evaluation: EvaluationRecord
+) -> RegisteredVersion:
+    """Idempotent: a retry after the commit point still moves the alias and records the result."""
+    champion = False
+    if evaluation.promote:
+        current = read_alias(store, plan.model_name, CHAMPION)
+        if current is not None and current.version == manifest.version:
+            champion = True
+        elif (current.version if current else None) == evaluation.champion_version:
+            set_alias(store, plan.model_name, CHAMPION, manifest.version, plan.run_key, evaluation.reason)
+            champion = True
+        # else: another run moved the champion after this one was evaluated; the gate was
+        # passed against a model that is no longer champion, so the alias stays put.
+    registered = _registered(store, manifest, manifest_key, champion)
+    store.put_bytes(plan.layout.registered, registered.model_dump_json(indent=2).encode())
+    return registered
+
+
+def _registered(store: ArtifactStore, manifest: ModelManifest, manifest_key: str, champion: bool) -> RegisteredVersion:
+    return RegisteredVersion(
+        model_name=manifest.model_name,
+        version=manifest.version,
+        manifest_key=manifest_key,
+        weights_sha256=manifest.weights_sha256,
+        champion=champion,
+        store_location=store.location,
+    )

@@ -1,0 +1,119 @@
+"""The trainer contract: everything the service tells a trainer, as environment variables.
+
+One typed record, one serializer each way. The subprocess executor, the container
+executor and the Kubernetes pod all get exactly `TrainingJob.to_env()` plus the store
+env (docs/trainer-contract.md).
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from steps.hashing import canonical_json
+from steps.store.run_layout import TrainerOutputs
+
+ENV_PREFIX = "TRAINYARD_"
+
+#: Scratch space is the executor's to provide (an emptyDir in Kubernetes); the
+#: trainer reads it from this variable, not from the job record.
+ENV_SCRATCH_DIR = "TRAINYARD_SCRATCH_DIR"
+DEFAULT_SCRATCH_DIR = "/scratch"
+#: Path the KubernetesPodOperator's XCom sidecar reads the result summary from.
+XCOM_RETURN_PATH = "/airflow/xcom/return.json"
+
+
+class TrainingJob(BaseModel):
+    """One trainer invocation. Field names map 1:1 to TRAINYARD_<UPPER> env vars."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    run_id: str
+    algorithm: str
+    mode: Literal["train", "evaluate"] = "train"
+    dataset_name: str
+    dataset_hash: str
+    dataset_snapshot_key: str
+    output_prefix: str
+    seed: int = Field(ge=0)
+    split_seed: int = Field(ge=0)
+    test_fraction: float = Field(gt=0, lt=1)
+    hyperparameters: dict[str, Any]
+    num_threads: int = Field(ge=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    weights_key: str = ""  # evaluate mode: which registered weights to score
+
+    def to_env(self) -> dict[str, str]:
+        env: dict[str, str] = {}
+        for name, value in self.model_dump().items():
+            if isinstance(value, dict):
+                text = canonical_json(value).decode("utf-8")
+            else:
+                text = str(value)
+            env[ENV_PREFIX + name.upper()] = text
+        return env
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> TrainingJob:
+        values: dict[str, Any] = {}
+        missing = []
+        for name, field in cls.model_fields.items():
+            key = ENV_PREFIX + name.upper()
+            if key not in env:
+                if field.is_required():
+                    missing.append(key)
+                continue
+            raw = env[key]
+            values[name] = json.loads(raw) if name == "hyperparameters" else raw
+        if missing:
+            raise ValueError(f"trainer contract incomplete: missing {', '.join(missing)}")
+        return cls.model_validate(values)
+
+    @property
+    def outputs(self) -> TrainerOutputs:
+        return TrainerOutputs(self.output_prefix)
+
+    @property
+    def weights_output_key(self) -> str:
+        return self.outputs.weights
+
+    @property
+    def metrics_output_key(self) -> str:
+        return self.outputs.metrics
+
+    @property
+    def result_output_key(self) -> str:
+        return self.outputs.result
+
+
+class EvalMetrics(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    accuracy: float
+    macro_f1: float
+    loss: float
+    confusion_matrix: list[list[int]]
+    n_examples: int
+
+
+class TrainerResult(BaseModel):
+    """The trainer's final summary (result.json, and the XCom sidecar's return.json)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run_id: str
+    algorithm: str
+    mode: Literal["train", "evaluate"]
+    dataset_hash: str
+    eval_set_hash: str
+    metrics: EvalMetrics
+    weights_key: str
+    weights_sha256: str
+    train_examples: int = 0
+    epochs_completed: int = 0
+    wall_time_s: float
+    torch_version: str
+    num_threads: int
+    device: str
