@@ -11,10 +11,12 @@ from typing import Any
 
 from airflow.sdk import task
 
+from operators.failure_recording import records_failure
 from operators.xcom import XComRecord
 
 
 @task(task_id="plan", multiple_outputs=False)
+@records_failure("plan")
 def plan_task(**context: Any) -> dict:
     from operators.context import load_catalog, load_settings, open_artifact_store, run_identity
     from operators.image_resolution import digest_checker_for, resolver_for
@@ -55,6 +57,7 @@ def plan_task(**context: Any) -> dict:
 
 
 @task(task_id="snapshot", multiple_outputs=False)
+@records_failure("snapshot")
 def snapshot_task(plan: XComRecord) -> dict:
     from datetime import date
     from pathlib import Path
@@ -86,6 +89,7 @@ def snapshot_task(plan: XComRecord) -> dict:
 
 
 @task(task_id="validate", multiple_outputs=False)
+@records_failure("validate")
 def validate_task(plan: XComRecord, snapshot: XComRecord) -> dict:
     from operators.context import load_settings, open_artifact_store
     from steps.data.snapshot import SnapshotRef
@@ -99,6 +103,7 @@ def validate_task(plan: XComRecord, snapshot: XComRecord) -> dict:
 
 
 @task(task_id="train", multiple_outputs=False)
+@records_failure("train")
 def train_task(plan: XComRecord, snapshot: XComRecord, validation: XComRecord) -> dict:
     from operators.context import executor_for, load_settings
     from steps.data.snapshot import SnapshotRef
@@ -113,6 +118,7 @@ def train_task(plan: XComRecord, snapshot: XComRecord, validation: XComRecord) -
 
 
 @task(task_id="evaluate", multiple_outputs=False)
+@records_failure("evaluate")
 def evaluate_task(plan: XComRecord, result: XComRecord) -> dict:
     from operators.context import executor_for, load_settings, open_artifact_store
     from steps.lifecycle.evaluate import evaluate_challenger
@@ -141,6 +147,7 @@ def evaluate_task(plan: XComRecord, result: XComRecord) -> dict:
 
 
 @task(task_id="register", multiple_outputs=False)
+@records_failure("register")
 def register_task(plan: XComRecord, snapshot: XComRecord, validation: XComRecord, result: XComRecord, evaluation: XComRecord) -> dict:
     from operators.context import load_settings, open_artifact_store
     from steps.data.snapshot import SnapshotRef, load_snapshot

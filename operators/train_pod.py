@@ -16,6 +16,7 @@ from airflow.providers.cncf.kubernetes.utils.container import container_is_succe
 from airflow.providers.common.compat.sdk import AirflowException
 from kubernetes.client import models as k8s
 
+from operators.failure_recording import recording_failure
 from steps.catalog.teams import DEFAULT_TEAMS_PATH, load_teams
 from steps.kubernetes.pod_spec import (
     TRAINER_CONTAINER,
@@ -121,10 +122,12 @@ class TrainerPodOperator(KubernetesPodOperator):
         return SnapshotRef.model_validate(_record(self.snapshot))
 
     def execute(self, context: Any) -> dict:
-        return self._trainer_result(super().execute(context))
+        with recording_failure(self.task_id, context):
+            return self._trainer_result(super().execute(context))
 
     def trigger_reentry(self, context: Any, event: dict[str, Any]) -> Any:
-        return self._trainer_result(super().trigger_reentry(context, event))
+        with recording_failure(self.task_id, context):
+            return self._trainer_result(super().trigger_reentry(context, event))
 
     def _trainer_result(self, xcom: Any) -> dict:
         from steps.training.contract import XCOM_RETURN_PATH, TrainerResult

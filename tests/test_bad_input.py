@@ -49,6 +49,23 @@ def test_validation_failure_stops_the_dag_before_training_and_registers_nothing(
     assert len(reports) == 1 and b"42" in store.get_bytes(reports[0])  # the full report is kept
 
 
+@pytest.mark.slow
+def test_a_failed_step_leaves_one_readable_line_saying_why_beside_the_run(
+    airflow_db, store_root, tmp_path, catalog_with
+):
+    from steps.lifecycle.plan import run_key_for
+    from steps.lifecycle.run_failure import read_failures
+    from trainyard.local_airflow import run_dag
+
+    catalog_with(labels_outside_the_label_set(tmp_path / "broken"))
+    run = run_dag("training_pipeline", {"dataset": "broken", "algorithm": "digits-cnn", "epochs": 1, "seed": 1})
+    failures = read_failures(LocalStore(store_root), run_key_for(run.dag_id, run.run_id))
+    assert list(failures) == ["validate"]
+    failure = failures["validate"]
+    assert failure.kind == "validation" and not failure.retryable
+    assert "failed validation against schema 'digits'" in failure.reason and "\n" not in failure.reason
+
+
 def test_validation_failure_message_is_a_short_list_naming_each_problem(local_store, tmp_path):
     source = labels_outside_the_label_set(tmp_path / "broken")
     (source / "examples.csv").write_text((source / "examples.csv").read_text().replace(",3,", ",,", 1))

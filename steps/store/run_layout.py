@@ -7,6 +7,7 @@
     runs/<run_key>/evaluation.json      the champion gate's verdict
     runs/<run_key>/registered.json      what register made of the run
     runs/<run_key>/reproduction.json    an exact replay's weights comparison
+    runs/<run_key>/failures/<step>.json why a step failed, in one line (steps/lifecycle/run_failure.py)
 """
 from __future__ import annotations
 
@@ -74,3 +75,10 @@ class RunLayout:
     @property
     def reproduction(self) -> str:
         return f"{self.prefix}/reproduction.json"
+
+    @property
+    def failures_prefix(self) -> str:
+        return f"{self.prefix}/failures/"
+
+    def failure(self, step: str) -> str:
+        return validate_key(f"{self.failures_prefix}{step}.json")
