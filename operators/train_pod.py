@@ -2,7 +2,8 @@
 
 It turns the run's plan and snapshot into the trainer pod, lets the provider run it, and
 hands back the trainer's TrainerResult (read by the XCom sidecar from return.json) in the
-same shape as pipeline_tasks.train_task. A failed pod fails the task with its log tail.
+same shape as pipeline_tasks.train_task, after drawing the run's learning curve. A failed pod fails the
+task with why (its failure kind: a diverged trainer is not retried) and its log tail.
 """
 from __future__ import annotations
 
@@ -17,8 +18,10 @@ from airflow.providers.common.compat.sdk import AirflowException
 from kubernetes.client import models as k8s
 
 from operators.failure_recording import recording_failure
+from operators.retry_policy import retrying_only_what_can_succeed
 from steps.catalog.teams import DEFAULT_TEAMS_PATH, load_teams
 from steps.kubernetes.pod_spec import (
+    LABEL_ALGORITHM,
     TRAINER_CONTAINER,
     TRAINER_UID,
     ResourceOverrides,
@@ -40,6 +43,10 @@ SIDECAR_SECURITY_CONTEXT = k8s.V1SecurityContext(
 
 class TrainerPodFailed(AirflowException):
     """The trainer pod did not succeed; the message carries why and the pod's last log lines."""
+
+    def __init__(self, message: str, *, failure_kind: str = "trainer-exit") -> None:
+        super().__init__(message)
+        self.failure_kind = failure_kind
 
 
 def _record(value: Any) -> Any:
@@ -121,15 +128,23 @@ class TrainerPodOperator(KubernetesPodOperator):
 
         return SnapshotRef.model_validate(_record(self.snapshot))
 
+    def _retries(self) -> int:
+        from steps.lifecycle.plan import RunPlan
+
+        return RunPlan.model_validate(_record(self.plan)).retries
+
     def execute(self, context: Any) -> dict:
-        with recording_failure(self.task_id, context):
+        with retrying_only_what_can_succeed(self._retries(), context), recording_failure(self.task_id, context):
             return self._trainer_result(super().execute(context))
 
     def trigger_reentry(self, context: Any, event: dict[str, Any]) -> Any:
-        with recording_failure(self.task_id, context):
+        with retrying_only_what_can_succeed(self._retries(), context), recording_failure(self.task_id, context):
             return self._trainer_result(super().trigger_reentry(context, event))
 
     def _trainer_result(self, xcom: Any) -> dict:
+        from operators.context import load_settings, open_artifact_store
+        from steps.lifecycle.plan import RunPlan
+        from steps.lifecycle.train import finish_training
         from steps.training.contract import XCOM_RETURN_PATH, TrainerResult
 
         if not xcom:
@@ -138,6 +153,9 @@ class TrainerPodOperator(KubernetesPodOperator):
         expected = self._snapshot_ref().dataset_hash
         if result.dataset_hash != expected:
             raise AirflowException(f"trainer reports dataset {result.dataset_hash[:12]}, expected {expected[:12]}")
+        settings = load_settings()
+        run = RunPlan.model_validate(_record(self.plan))
+        finish_training(open_artifact_store(settings), run, expected, result, objective=settings.primary_metric)
         return result.model_dump(mode="json")
 
     def cleanup(self, pod: k8s.V1Pod, remote_pod: k8s.V1Pod, xcom_result: dict | None = None, context: Any = None) -> None:
@@ -155,34 +173,39 @@ class TrainerPodOperator(KubernetesPodOperator):
         except AirflowException:
             if failure is None:
                 raise
-            raise TrainerPodFailed(failure) from None
+            raise failure from None
 
-    def describe_failure(self, pod: k8s.V1Pod) -> str:
+    def describe_failure(self, pod: k8s.V1Pod) -> TrainerPodFailed:
+        """Why, in one first line (its failure kind decides whether a retry may follow), then the details."""
+        from steps.kubernetes.pod_failure import pod_failure
         from steps.training.trainer_env import redact, trainer_secret_env
 
         status = pod.status or k8s.V1PodStatus()
-        lines = [f"trainer pod {pod.metadata.namespace}/{pod.metadata.name} failed (phase {status.phase})"]
+        container = get_container_status(pod, TRAINER_CONTAINER)
+        terminated = container.state.terminated if container and container.state else None
+        waiting = container.state.waiting if container and container.state else None
+        tail = self._log_tail(pod) or (terminated.message if terminated else "") or "(no log output)"
+        algorithm = (pod.metadata.labels or {}).get(LABEL_ALGORITHM, "trainer")
+        ended = pod_failure(pod, TRAINER_CONTAINER, algorithm, tail.splitlines())
+        lines = [ended.reason, f"trainer pod {pod.metadata.namespace}/{pod.metadata.name} failed (phase {status.phase})"]
         if status.reason == "DeadlineExceeded":
             lines.append(f"DeadlineExceeded: it ran longer than activeDeadlineSeconds={pod.spec.active_deadline_seconds}")
         elif status.reason:
             lines.append(f"{status.reason}: {status.message or ''}".rstrip(": "))
-        container = get_container_status(pod, TRAINER_CONTAINER)
-        terminated = container.state.terminated if container and container.state else None
-        waiting = container.state.waiting if container and container.state else None
         if terminated:
             lines.append(f"trainer exited with code {terminated.exit_code} ({terminated.reason})")
         elif waiting:  # never started: ErrImagePull, CreateContainerConfigError (e.g. a missing Secret), ...
             lines.append(f"trainer never started: {waiting.reason}: {waiting.message or ''}".rstrip(": "))
-        tail = self._log_tail(pod) or (terminated.message if terminated else "") or "(no log output)"
         lines.append(f"last log lines:\n{tail.rstrip()}")
         try:
             from operators.context import load_settings
 
             secrets = trainer_secret_env(load_settings().store)
         except Exception:  # without the secrets we cannot redact: withhold the log rather than risk it
+            lines[0] = ended.reason.split(":")[0]  # the trainer's own words may quote the log
             lines[-1] = "(log tail withheld: the store settings needed to redact it could not be loaded)"
             secrets = {}
-        return redact("\n".join(lines), secrets)
+        return TrainerPodFailed(redact("\n".join(lines), secrets), failure_kind=ended.kind)
 
     def _log_tail(self, pod: k8s.V1Pod) -> str:
         try:

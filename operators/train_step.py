@@ -1,15 +1,21 @@
 """The train step's operator, chosen when the DAG is parsed: Airflow pools and operator
-types are static, so TRAINYARD_EXECUTOR (or [executor] kind) decides it here."""
+types are static, so TRAINYARD_EXECUTOR (or [executor] kind) decides it here, and so are its
+retries (operators/retry_policy.py says how a per-algorithm count is honoured)."""
 from __future__ import annotations
 
+from operators.retry_policy import train_retries, train_retry_delay
 from trainyard.settings import Settings
 
 
-def train_step(plan, snapshot, validation):
+def train_step(plan, snapshot, validation, *, algorithm: str | None = None):
+    """`algorithm`: the one algorithm a DAG trains, when it is fixed (scheduled_retraining)."""
+    retries, retry_delay = train_retries(algorithm), train_retry_delay()
     if Settings.load().executor == "kubernetes":
         from operators.train_pod import TrainerPodOperator
 
-        return TrainerPodOperator(plan=plan, snapshot=snapshot, validation=validation).output
+        return TrainerPodOperator(
+            plan=plan, snapshot=snapshot, validation=validation, retries=retries, retry_delay=retry_delay
+        ).output
     from operators.pipeline_tasks import train_task
 
-    return train_task(plan, snapshot, validation)
+    return train_task.override(retries=retries, retry_delay=retry_delay)(plan, snapshot, validation)

@@ -37,6 +37,7 @@ class Settings:
     algorithms_catalog: Path = PROJECT_ROOT / "config" / "algorithms.yaml"
     registry_insecure: bool = True  # plain http for loopback registries
     container_runtime: str = "podman"
+    retry_delay_s: int = 30  # between tries of the train task (read when DAGs are parsed)
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -66,7 +67,7 @@ class Settings:
         training = file_values.get("training", {})
         executor = file_values.get("executor", {})
         updates: dict[str, Any] = {}
-        for key in ("num_threads", "split_seed", "test_fraction", "primary_metric", "min_improvement"):
+        for key in ("num_threads", "split_seed", "test_fraction", "primary_metric", "min_improvement", "retry_delay_s"):
             if key in training:
                 updates[key] = training[key]
         if "kind" in executor:
@@ -82,6 +83,7 @@ class Settings:
             "TRAINYARD_DATASETS_CATALOG": ("datasets_catalog", Path),
             "TRAINYARD_ALGORITHMS_CATALOG": ("algorithms_catalog", Path),
             "TRAINYARD_CONTAINER_RUNTIME": ("container_runtime", str),
+            "TRAINYARD_RETRY_DELAY_S": ("retry_delay_s", int),
         }
         for var, (attr, convert) in env_map.items():
             if var in env:
@@ -98,4 +100,6 @@ class Settings:
             )
         if settings.num_threads < 1:
             raise SettingsError("num_threads must be at least 1")
+        if settings.retry_delay_s < 0:
+            raise SettingsError("retry_delay_s must be 0 or more")
         return settings

@@ -9,7 +9,14 @@ from steps.training.contract import TrainerResult, TrainingJob
 
 
 class TrainerFailed(RuntimeError):
-    """The trainer exited non-zero; the message carries its last log lines."""
+    """The trainer exited non-zero; the message's first line says why, then its last log lines.
+
+    `failure_kind` (steps/lifecycle/run_failure.py) tells a diverged run, which is never retried,
+    from a stalled, killed or timed-out one, which may be."""
+
+    def __init__(self, message: str, *, failure_kind: str = "trainer-exit") -> None:
+        super().__init__(message)
+        self.failure_kind = failure_kind
 
 
 class TrainerExecutor(Protocol):

@@ -15,6 +15,7 @@ from steps.executors.base import TrainerFailed
 from steps.store import StoreSettings, open_store
 from steps.training.contract import TrainerResult, TrainingJob
 from steps.training.trainer_env import redact
+from steps.training.trainer_exit import classify_exit
 
 log = logging.getLogger(__name__)
 LOG_TAIL_LINES = 20
@@ -77,12 +78,7 @@ def trainer_result(job: TrainingJob, outcome: TrainerProcessOutcome, store: Stor
     """Keep the log beside the outputs, then fail loudly or read the trainer's result.json."""
     artifacts = open_store(store)
     artifacts.put_bytes(job.outputs.trainer_log, ("\n".join(outcome.log_lines) + "\n").encode())
-    if outcome.timed_out:
-        raise TrainerFailed(
-            f"trainer {job.algorithm!r} exceeded its deadline{where}; last log lines:\n{outcome.tail}"
-        )
-    if outcome.exit_code != 0:
-        raise TrainerFailed(
-            f"trainer {job.algorithm!r} exited with code {outcome.exit_code}{where}; last log lines:\n{outcome.tail}"
-        )
+    if outcome.timed_out or outcome.exit_code != 0:
+        ended = classify_exit(job.algorithm, outcome.exit_code, outcome.log_lines, timed_out=outcome.timed_out, where=where)
+        raise TrainerFailed(f"{ended.reason}\nlast log lines:\n{outcome.tail}", failure_kind=ended.kind)
     return TrainerResult.model_validate_json(artifacts.get_bytes(job.result_output_key))

@@ -10,9 +10,12 @@ from pydantic import BaseModel, ConfigDict
 
 from steps.hashing import canonical_json
 from steps.images.trainer_image import TrainerImage
-from steps.training.contract import EvalMetrics
+from steps.training.contract import EvalMetrics, ResumeInfo
 
 MANIFEST_SCHEMA_VERSION = 1
+#: Files of a version that show how it trained (optional: older versions lack them).
+LEARNING_CURVE_FILE = "learning-curve.png"
+TENSORBOARD_EVENTS_FILE = "events.tfevents"
 
 
 class ManifestFile(BaseModel):
@@ -93,6 +96,8 @@ class ModelManifest(BaseModel):
     torch_version: str
     metrics: EvalMetrics
     weights_sha256: str
+    epochs_completed: int | None = None  # None: registered before this was recorded
+    resumed: ResumeInfo | None = None  # the trainer try that made the weights resumed from a checkpoint
     evaluation: EvaluationRecord
     airflow: AirflowLineage
     replay: ReplayRecord = ReplayRecord()
@@ -101,6 +106,9 @@ class ModelManifest(BaseModel):
 
     def to_bytes(self) -> bytes:
         return canonical_json(self.model_dump(mode="json"))
+
+    def has_file(self, name: str) -> bool:
+        return any(entry.name == name for entry in self.files)
 
     def file(self, name: str) -> ManifestFile:
         for entry in self.files:

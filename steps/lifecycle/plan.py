@@ -25,6 +25,9 @@ BOUNDS: dict[str, dict[str, Any]] = {
     "learning_rate": {"exclusiveMinimum": 0, "maximum": 10},
     "batch_size": {"minimum": 1, "maximum": 4096},
     "seed": {"minimum": 0, "maximum": 2**31 - 1},
+    # Optional: empty means the algorithm registry's default.
+    "checkpoint_every": {"minimum": 0, "maximum": 200},
+    "stall_timeout_s": {"minimum": 0, "maximum": 7 * 24 * 3600},
 }
 
 
@@ -42,6 +45,8 @@ class RunRequest(BaseModel):
     learning_rate: float = Field(gt=0, le=10)
     batch_size: int = Field(ge=1, le=4096)
     seed: int = Field(ge=0, le=2**31 - 1)
+    checkpoint_every: int | None = Field(default=None, ge=0, le=200)  # None: the registry's default
+    stall_timeout_s: int | None = Field(default=None, ge=0, le=7 * 24 * 3600)  # None: the registry's default
     team: str = "default"
     promote: bool = True  # backfills set False: they never move the champion
     replay: Literal["none", "exact", "current-code"] = "none"
@@ -77,6 +82,11 @@ class RunPlan(BaseModel):
     test_fraction: float
     num_threads: int
     deadline_s: int
+    # Surviving interruption; none of these changes the weights.
+    retries: int = 2
+    checkpoint_every: int = 1
+    checkpoints_kept: int = 2
+    stall_timeout_s: int = 600
     team: str
     promote: bool
     replay: str
@@ -169,6 +179,10 @@ def plan_run(
         test_fraction=test_fraction,
         num_threads=num_threads,
         deadline_s=algorithm.deadline_s,
+        retries=algorithm.retries,
+        checkpoint_every=algorithm.checkpoint_every if request.checkpoint_every is None else request.checkpoint_every,
+        checkpoints_kept=algorithm.checkpoints_kept,
+        stall_timeout_s=algorithm.stall_timeout_s if request.stall_timeout_s is None else request.stall_timeout_s,
         team=request.team,
         promote=request.promote,
         replay=request.replay,

@@ -1,61 +1,116 @@
-"""The generic, seeded training loop and evaluation every trainer shares."""
+"""The seeded training loop and the evaluation every trainer shares, and the loop's extension points:
+
+- `TrainingState` (training_state.py) is all the loop reads and writes; a checkpoint saves it and a
+  resumed run starts from it at `state.epochs_completed + 1`;
+- `EpochHook`s run, in order, after each epoch's record is made; one may end training by returning a
+  `StopRecord` (checkpointing, metrics upload, TensorBoard and the progress line are hooks; a pruner is
+  another);
+- `on_progress` is called after every batch (and evaluation batch): the stall watchdog listens to it.
+
+A non-finite loss stops the loop at once with `Diverged`, before the optimizer can apply it.
+"""
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
-from steps.training.contract import EvalMetrics
+from steps.training.contract import EpochRecord, EvalMetrics, StopRecord
 from steps.training.metrics import accuracy, confusion_matrix, macro_f1
+from steps.training.training_state import TrainingState
+
+
+class Diverged(RuntimeError):
+    """The training loss became NaN or infinite; another try with the same inputs would too."""
+
+
+class EpochHook(Protocol):
+    def on_epoch_end(self, state: TrainingState, record: EpochRecord) -> StopRecord | None:
+        """Called after every epoch, in order; return a StopRecord to end training after this epoch."""
+
+
+@dataclass(frozen=True)
+class FitOutcome:
+    epochs_completed: int
+    stopped: StopRecord | None = None
 
 
 def fit(
-    model,
+    state: TrainingState,
     features,
     targets,
     *,
     epochs: int,
-    learning_rate: float,
     batch_size: int,
-    seed: int,
-    device: str,
-    on_epoch: Callable[[dict], None] | None = None,
+    hooks: Sequence[EpochHook] = (),
     evaluate_each_epoch: Callable[[], EvalMetrics] | None = None,
-) -> int:
+    on_progress: Callable[[int, int], None] | None = None,
+) -> FitOutcome:
     import torch
     from torch.utils.data import DataLoader, TensorDataset
 
-    model.to(device)
-    # Data order comes from a generator seeded by the run's seed, never from global state.
-    order = torch.Generator().manual_seed(seed)
-    loader = DataLoader(TensorDataset(features, targets), batch_size=batch_size, shuffle=True, generator=order)
-    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
+    loader = DataLoader(TensorDataset(features, targets), batch_size=batch_size, shuffle=True, generator=state.data_order)
     loss_fn = torch.nn.CrossEntropyLoss()
-    for epoch in range(1, epochs + 1):
+    model, optimizer, device = state.model, state.optimizer, state.device
+    for epoch in range(state.epochs_completed + 1, epochs + 1):
+        state.begin_epoch()
         started = time.perf_counter()
         model.train()
         total_loss = 0.0
         seen = 0
-        for batch_x, batch_y in loader:
+        for batch, (batch_x, batch_y) in enumerate(loader, 1):
             batch_x, batch_y = batch_x.to(device), batch_y.to(device)
             optimizer.zero_grad()
             loss = loss_fn(model(batch_x), batch_y)
+            value = loss.detach().item()
+            if not math.isfinite(value):
+                raise Diverged(
+                    f"diverged: training loss is {value} at epoch {epoch}, batch {batch} of {len(loader)} "
+                    f"(learning rate {state.learning_rate:g}); a retry would repeat it: lower the learning rate"
+                )
             loss.backward()
             optimizer.step()
-            total_loss += float(loss) * len(batch_y)
+            total_loss += value * len(batch_y)
             seen += len(batch_y)
-        record = {"epoch": epoch, "train_loss": total_loss / max(seen, 1)}
-        if evaluate_each_epoch is not None:
-            metrics = evaluate_each_epoch()
-            record.update(test_loss=metrics.loss, test_accuracy=metrics.accuracy, test_macro_f1=metrics.macro_f1)
-        record["wall_time_s"] = round(time.perf_counter() - started, 4)
-        if on_epoch is not None:
-            on_epoch(record)
-    return epochs
+            if on_progress is not None:
+                on_progress(epoch, batch)
+        learning_rate = state.learning_rate  # the rate this epoch trained with
+        if state.scheduler is not None:
+            state.scheduler.step()
+        metrics = evaluate_each_epoch() if evaluate_each_epoch is not None else None
+        record = EpochRecord(
+            epoch=epoch,
+            epochs_planned=epochs,
+            train_loss=total_loss / max(seen, 1),
+            test_loss=metrics.loss if metrics else None,
+            test_accuracy=metrics.accuracy if metrics else None,
+            test_macro_f1=metrics.macro_f1 if metrics else None,
+            learning_rate=learning_rate,
+            wall_time_s=round(time.perf_counter() - started, 4),
+            finished_at_unix_s=round(time.time(), 3),
+        )
+        state.end_epoch(record)
+        for hook in hooks:
+            stop = hook.on_epoch_end(state, record)
+            if stop is not None:
+                return FitOutcome(epochs_completed=epoch, stopped=stop)
+    return FitOutcome(epochs_completed=state.epochs_completed)
 
 
-def evaluate(model, features, targets, *, n_classes: int, device: str, batch_size: int = 512) -> EvalMetrics:
+def evaluate(
+    model,
+    features,
+    targets,
+    *,
+    n_classes: int,
+    device: str,
+    batch_size: int = 512,
+    on_progress: Callable[[], None] | None = None,
+) -> EvalMetrics:
     import torch
 
     model.to(device)
@@ -68,8 +123,10 @@ def evaluate(model, features, targets, *, n_classes: int, device: str, batch_siz
             batch_x = features[start : start + batch_size].to(device)
             batch_y = targets[start : start + batch_size].to(device)
             logits = model(batch_x)
-            total_loss += float(loss_fn(logits, batch_y))
+            total_loss += loss_fn(logits, batch_y).item()
             predictions.append(logits.argmax(dim=1).cpu().numpy())
+            if on_progress is not None:
+                on_progress()
     y_pred = np.concatenate(predictions) if predictions else np.zeros(0, dtype=np.int64)
     matrix = confusion_matrix(targets.cpu().numpy(), y_pred, n_classes)
     return EvalMetrics(

@@ -15,6 +15,7 @@ def cmd_run(args) -> int:
     conf = {k: v for k, v in {
         "dataset": args.dataset, "algorithm": args.algorithm, "model_name": args.model_name,
         "epochs": args.epochs, "learning_rate": args.learning_rate, "batch_size": args.batch_size, "seed": args.seed,
+        "checkpoint_every": args.checkpoint_every, "stall_timeout_s": args.stall_timeout_s,
     }.items() if v is not None}
     configure_airflow_env()
     from operators.params import training_params
@@ -52,7 +53,7 @@ def report_run(run) -> int:
 
 def cmd_demo(args) -> int:
     args.dataset, args.algorithm = "digits", "digits-cnn"
-    for name in ("model_name", "epochs", "learning_rate", "batch_size", "seed"):
+    for name in ("model_name", "epochs", "learning_rate", "batch_size", "seed", "checkpoint_every", "stall_timeout_s"):
         setattr(args, name, None)
     return cmd_run(args)
 
@@ -66,6 +67,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--learning-rate", type=float)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--seed", type=int)
+    p.add_argument("--checkpoint-every", type=int, metavar="EPOCHS",
+                   help="epochs between checkpoints, 0 = none (default: the algorithm registry's)")
+    p.add_argument("--stall-timeout-s", type=int, metavar="SECONDS",
+                   help="stop a trainer that finishes no batch for this long, 0 = never (default: the registry's)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("demo", help="run training_pipeline on the digits demo with embedded defaults")
