@@ -127,10 +127,16 @@ def test_a_corrupt_newest_checkpoint_is_reported_and_the_one_before_it_is_used(d
     assert torch.equal(_weights(plain), _weights(state))
 
 
-def test_a_checkpoint_made_for_another_job_is_never_resumed_from(digits, local_store, tmp_path):
-    _run(digits, _checkpoints(local_store, tmp_path, fingerprint="e" * 64), stop_after=2)
-    reports = []
-    state, resumed, _ = _run(digits, _checkpoints(local_store, tmp_path, reports=reports), resume=True)
+@pytest.mark.parametrize("other", ["job", "run"])
+def test_a_checkpoint_made_for_another_job_or_run_is_never_resumed_from(other, digits, local_store, tmp_path):
+    """Another job: other data, seeds or hyperparameters. Another run: a replay or `trainyard reproduce`
+    that found the original run's checkpoints under its prefix would still not take them."""
+    writer = _checkpoints(local_store, tmp_path, fingerprint="e" * 64) if other == "job" else _checkpoints(local_store, tmp_path)
+    _run(digits, writer, stop_after=2)
+    reader = _checkpoints(local_store, tmp_path, reports=(reports := []))
+    if other == "run":
+        reader.run_id = "a-replay-of-run-a"
+    state, resumed, _ = _run(digits, reader, resume=True)
     assert resumed is None and state.history[0].epoch == 1
     assert any("made for another job" in line for line in reports)
 

@@ -1,0 +1,108 @@
+"""What checkpointing every epoch costs the trainer, against the same trainer without checkpoints, in one run.
+
+    .venv/bin/python bench/checkpoint_overhead.py [--repeats 7] [--algorithm digits-cnn] [--store local|minio]
+
+Target (issue 15): checkpointing every epoch costs <= 5% of the trainer's wall time on digits-cnn.
+Both contenders run the real trainer through the subprocess executor with the algorithm registry's
+hyperparameters on the full digits dataset, alternating (so load drifts hit both alike); each run gets
+a run key of its own, so nothing resumes. Medians of:
+
+- the trainer's own wall time (TrainerResult.wall_time_s: from reading the contract to writing the result),
+- the whole trainer process as the executor sees it (interpreter and torch import included).
+
+Both also check that the weights are the same with and without checkpoints. --store minio uses the
+TRAINYARD_MINIO_* settings of the environment (a server you started); the default is a temporary local store.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from steps.catalog.catalog import Catalog  # noqa: E402
+from steps.data.snapshot import snapshot_dataset  # noqa: E402
+from steps.executors.subprocess_executor import SubprocessExecutor  # noqa: E402
+from steps.lifecycle.plan import parse_request, plan_run  # noqa: E402
+from steps.lifecycle.train import training_job  # noqa: E402
+from steps.project_root import PROJECT_ROOT  # noqa: E402
+from steps.store import StoreSettings, open_store  # noqa: E402
+
+TARGET_RATIO = 0.05
+
+
+def _plan(catalog: Catalog, algorithm: str, checkpoint_every: int):
+    entry = catalog.algorithm(algorithm)
+    dataset = next(name for name, d in catalog.datasets.items() if d.schema_name == entry.schema_name)
+    defaults = entry.defaults
+    request = parse_request({
+        "dataset": dataset, "algorithm": algorithm, "epochs": defaults["epochs"], "learning_rate": defaults["learning_rate"],
+        "batch_size": defaults["batch_size"], "seed": 7, "checkpoint_every": checkpoint_every,
+    })
+    return plan_run(request, catalog, dag_id="bench", airflow_run_id=f"ckpt{checkpoint_every}-{uuid.uuid4().hex[:8]}",
+                    logical_date=None, executor="subprocess", split_seed=20260101, test_fraction=0.2, num_threads=1)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--algorithm", default="digits-cnn")
+    parser.add_argument("--store", choices=("local", "minio"), default="local")
+    parser.add_argument("--json", help="also write every measurement here")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="bench-checkpoints-") as tmp:
+        if args.store == "local":
+            settings = StoreSettings(backend="local", root=str(Path(tmp) / "store"))
+        else:
+            import os
+
+            settings = StoreSettings.from_env({**os.environ, "TRAINYARD_STORE": "minio"})
+        store = open_store(settings)
+        catalog = Catalog.load(PROJECT_ROOT / "config" / "datasets.yaml", PROJECT_ROOT / "config" / "algorithms.yaml")
+        dataset = catalog.dataset(_plan(catalog, args.algorithm, 0).dataset)
+        dataset_hash = snapshot_dataset(store, dataset.name, dataset.source).snapshot.dataset_hash
+        executor = SubprocessExecutor()
+        runs: dict[int, list[dict]] = {0: [], 1: []}
+        for repeat in range(args.repeats):
+            for every in (0, 1) if repeat % 2 == 0 else (1, 0):
+                plan = _plan(catalog, args.algorithm, every)
+                started = time.perf_counter()
+                result = executor.run(training_job(plan, dataset_hash), plan.image, settings, deadline_s=3600)
+                process_s = time.perf_counter() - started
+                states = [k for k in store.list_keys(plan.layout.train.checkpoints_prefix) if k.endswith("/state.pt")]
+                size = max((store.stat(k).size_bytes for k in states), default=0)
+                runs[every].append({"trainer_s": result.wall_time_s, "process_s": process_s,
+                                    "weights_sha256": result.weights_sha256, "checkpoint_bytes": size})
+                print(f"repeat {repeat + 1}/{args.repeats} checkpoint_every={every}: trainer {result.wall_time_s:.2f}s, "
+                      f"process {process_s:.2f}s", flush=True)
+
+    weights = {r["weights_sha256"] for rs in runs.values() for r in rs}
+    summary = {}
+    for name in ("trainer_s", "process_s"):
+        none = statistics.median(r[name] for r in runs[0])
+        every = statistics.median(r[name] for r in runs[1])
+        summary[name] = {"no_checkpoints": none, "every_epoch": every, "overhead": (every - none) / none}
+    print()
+    print(f"{args.algorithm}, {args.repeats} alternating repeats, store {args.store}, medians:")
+    for name, label in (("trainer_s", "trainer wall time"), ("process_s", "trainer process wall time")):
+        s = summary[name]
+        print(f"  {label:<26} no checkpoints {s['no_checkpoints']:.2f}s  every epoch {s['every_epoch']:.2f}s  "
+              f"overhead {s['overhead']:+.1%}")
+    print(f"  one checkpoint: {runs[1][0]['checkpoint_bytes']:,} bytes")
+    print(f"  same weights with and without checkpoints: {len(weights) == 1}")
+    ok = summary["trainer_s"]["overhead"] <= TARGET_RATIO and len(weights) == 1
+    print(f"  target: overhead <= {TARGET_RATIO:.0%} of the trainer's wall time: {'met' if ok else 'NOT met'}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"runs": runs, "summary": summary}, indent=2))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
