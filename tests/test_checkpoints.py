@@ -84,10 +84,13 @@ def _run(digits, checkpoints=None, *, stop_after=None, every=1, resume=False, no
         state, resumed = checkpoints.resume(_fresh())
     else:
         state, resumed = _fresh()(), None
-    hooks = [CheckpointHook(checkpoints, every, HP["epochs"])] if checkpoints is not None else []
+    checkpointing = CheckpointHook(checkpoints, every, HP["epochs"]) if checkpoints is not None else None
+    hooks = [checkpointing] if checkpointing else []
     hooks += [StopAfter(stop_after)] if stop_after else []
     hooks += [DrawsRandomNumbers()] if noisy else []
     outcome = fit(state, x, y, epochs=HP["epochs"], batch_size=HP["batch_size"], hooks=hooks)
+    if checkpointing:
+        checkpointing.wait()  # the upload of the last checkpoint runs in the background
     return state, resumed, outcome
 
 
@@ -166,3 +169,14 @@ def test_only_the_newest_checkpoints_are_kept(digits, local_store, tmp_path):
     outputs = RunLayout("run-a").train
     assert _checkpoints(local_store, tmp_path).epochs() == [4, 3]
     assert not [k for k in local_store.list_keys(outputs.checkpoints_prefix) if "/epoch-0001/" in k or "/epoch-0002/" in k]
+
+
+def test_a_checkpoint_that_cannot_be_stored_fails_training_instead_of_being_skipped(digits, tmp_path):
+    """The upload runs in the background; its failure still surfaces, at the next checkpoint."""
+    from steps.store.local import LocalStore
+
+    store = LocalStore(tmp_path / "store")
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / ".objects").write_text("a file where the store keeps its objects")  # every write fails
+    with pytest.raises(OSError):
+        _run(digits, _checkpoints(store, tmp_path))

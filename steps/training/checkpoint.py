@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -64,6 +65,13 @@ class UnusableCheckpoint(ValueError):
     pass
 
 
+@dataclass(frozen=True)
+class PendingCheckpoint:
+    epoch: int
+    local: Path  # the serialised state in scratch, until it is uploaded
+    history: list[EpochRecord]
+
+
 @dataclass
 class CheckpointStore:
     store: ArtifactStore
@@ -85,25 +93,33 @@ class CheckpointStore:
         return sorted(found, reverse=True)
 
     def save(self, state: TrainingState) -> str:
+        return self.publish(self.snapshot(state))
+
+    def snapshot(self, state: TrainingState) -> PendingCheckpoint:
+        """The state as of now, serialised to scratch: the only part of a save the loop waits for."""
         import torch
 
         epoch = state.epochs_completed
         local = self.scratch / f"checkpoint-{epoch:04d}.pt"
         torch.save(state.to_payload(), local)
+        return PendingCheckpoint(epoch=epoch, local=local, history=list(state.history))
+
+    def publish(self, pending: PendingCheckpoint) -> str:
+        """Upload the state, then the marker (the commit point), then prune; the key of the marker."""
         try:
-            stored = self.store.put_file(self.outputs.checkpoint_file(epoch, STATE_FILE), local)
+            stored = self.store.put_file(self.outputs.checkpoint_file(pending.epoch, STATE_FILE), pending.local)
         finally:
-            local.unlink(missing_ok=True)
+            pending.local.unlink(missing_ok=True)
         marker = CheckpointMarker(
             run_id=self.run_id,
-            epoch=epoch,
+            epoch=pending.epoch,
             job_fingerprint=self.fingerprint,
             files=[CheckpointFile(name=STATE_FILE, sha256=stored.sha256, size_bytes=stored.size_bytes)],
-            history=list(state.history),
+            history=pending.history,
             created_at=datetime.now(UTC).isoformat(),
         )
-        key = self.outputs.checkpoint_marker(epoch)
-        self.store.put_bytes(key, marker.model_dump_json().encode())  # the commit point
+        key = self.outputs.checkpoint_marker(pending.epoch)
+        self.store.put_bytes(key, marker.model_dump_json().encode())
         self.prune()
         return key
 
@@ -170,16 +186,43 @@ class CheckpointStore:
 
 @dataclass
 class CheckpointHook:
-    """Saves a checkpoint every `every` epochs (and after the last one); an epoch-end hook."""
+    """Checkpoints every `every` epochs (and after the last one); an epoch-end hook.
+
+    The loop waits only for the state to be serialised to scratch; the upload, the marker and the
+    pruning run in a background thread while the next epoch trains. A new checkpoint (and `wait`, at
+    the end of training) first waits for the previous one, so markers appear in epoch order and an
+    upload error fails the trainer. A trainer killed mid-upload leaves no marker: that checkpoint
+    never existed, and a resume takes the one before it."""
 
     checkpoints: CheckpointStore
     every: int
     epochs: int
     on_saved: Callable[[str], None] | None = None
+    _pending: threading.Thread | None = field(default=None, init=False)
+    _error: BaseException | None = field(default=None, init=False)
 
     def on_epoch_end(self, state: TrainingState, record: EpochRecord) -> StopRecord | None:
         if self.every > 0 and (record.epoch % self.every == 0 or record.epoch == self.epochs):
-            key = self.checkpoints.save(state)
-            if self.on_saved is not None:
-                self.on_saved(key)
+            self.wait()
+            pending = self.checkpoints.snapshot(state)
+            self._pending = threading.Thread(target=self._publish, args=(pending,), name="trainyard-checkpoint", daemon=True)
+            self._pending.start()
         return None
+
+    def _publish(self, pending: PendingCheckpoint) -> None:
+        try:
+            key = self.checkpoints.publish(pending)
+        except BaseException as exc:  # re-raised in the training thread by wait()
+            self._error = exc
+            return
+        if self.on_saved is not None:
+            self.on_saved(key)
+
+    def wait(self) -> None:
+        """Until the last checkpoint is stored; raises what its upload raised."""
+        if self._pending is not None:
+            self._pending.join()
+            self._pending = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error

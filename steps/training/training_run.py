@@ -72,8 +72,9 @@ def train_model(
         emit(f"trainyard-trainer: resuming at epoch {resumed.from_epoch} of {epochs} from {resumed.checkpoint_key}")
     tensorboard = TensorBoardHook(store, job.outputs.tensorboard_events, work / "tensorboard").start(state.history)
     watchdog = StallWatchdog(job.stall_timeout_s)
+    checkpointing = CheckpointHook(checkpoints, job.checkpoint_every, epochs)
     hooks: list[EpochHook] = [
-        _Watched(CheckpointHook(checkpoints, job.checkpoint_every, epochs), "saving the checkpoint", watchdog),
+        _Watched(checkpointing, "saving the checkpoint", watchdog),
         _Watched(MetricsLogHook(store, job.metrics_output_key), "storing metrics.jsonl", watchdog),
         _Watched(tensorboard, "storing TensorBoard events", watchdog),
         ProgressLineHook(epochs, emit),
@@ -97,6 +98,8 @@ def train_model(
                 evaluate_each_epoch=evaluate_epoch,
                 on_progress=watchdog.batch_done,
             )
+            watchdog.doing(f"storing the checkpoint of epoch {state.epochs_completed}")
+            checkpointing.wait()
     finally:
         tensorboard.close()
     return TrainingOutcome(state=state, fit=outcome, resumed=resumed)
