@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Tear down the single-node Kubernetes test tier started by scripts/kubernetes/up.sh, and
 # check that nothing of it is left: processes, mounts, pod network namespaces and veths, the
-# trainyard0 bridge, KUBE-* iptables chains, kubepods cgroups, the state directory. Host
-# sysctls the kubelet, CNI and kube-proxy changed get their earlier values back.
+# trainyard0 bridge, KUBE-* iptables chains, kubepods cgroups, containers, the state
+# directory. The kernel tunables the kubelet changed get their earlier values back. The
+# pulled images stay (containerd's root, .tools/kubernetes/containerd-root).
 #
 #   scripts/kubernetes/down.sh     tear down (a no-op when nothing runs); exit 1 if anything is left
 #
 # It only touches what the tier made: the pids it recorded (checked against their binaries),
 # containerd shims serving the tier's own socket, mounts under the tier's state directory, the
-# bridge it created, and a registry only if up.sh started it. Binaries and the registry's
-# storage (trainer images) stay.
+# bridge it created, and a registry only if up.sh started it. Binaries, pulled images and the
+# registry's storage (trainer images) stay.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/settings.sh"
 
@@ -37,12 +38,14 @@ stop_daemon() {
 
 ctr_() { ctr --address "$CONTAINERD_SOCKET" --namespace k8s.io "$@"; }
 
-# Pod containers die with their tasks; the kubelet is already stopped, so nothing restarts them.
-kill_pod_tasks() {
+# Pod containers die with their tasks (the kubelet is already stopped, so nothing restarts
+# them); deleting the containers drops their writable layers and keeps the pulled images.
+remove_pod_containers() {
     daemon_pid containerd >/dev/null || return 0
-    local task
+    local task container
     for task in $(ctr_ tasks ls -q 2>/dev/null); do ctr_ tasks kill --signal SIGKILL "$task" >/dev/null 2>&1 || true; done
     for task in $(ctr_ tasks ls -q 2>/dev/null); do ctr_ tasks delete --force "$task" >/dev/null 2>&1 || true; done
+    for container in $(ctr_ containers ls -q 2>/dev/null); do ctr_ containers delete "$container" >/dev/null 2>&1 || true; done
 }
 
 # Shims outlive containerd (they are reparented to init); ours name our socket.
@@ -53,11 +56,16 @@ kill_our_shims() {
     done
 }
 
-# Pod volumes, overlay root filesystems, shm and pod network namespaces (nsfs mounts under
-# containerd's state dir, so the namespaces go with them), deepest first.
+# Mounts of the tier: under the state dir, pod volumes, overlay root filesystems, shm and
+# pod network namespaces (nsfs mounts under containerd's state dir, so the namespaces go
+# with them); under containerd's root, an image unpack's temporary mounts.
+tier_mounts() {
+    findmnt -rn -o TARGET | grep -E "^($RUN_DIR|$CONTAINERD_ROOT)(/|$)" || true
+}
+
 unmount_state() {
     local target
-    for target in $(findmnt -rn -o TARGET | grep -E "^$RUN_DIR(/|$)" | sort -r); do
+    for target in $(tier_mounts | sort -r); do
         umount "$target" 2>/dev/null || umount -l "$target" 2>/dev/null || true
     done
 }
@@ -150,7 +158,7 @@ check_nothing_left() {
         [ "$pid" = $$ ] || leftovers+=("process $pid: $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | cut -c1-120)")
     done
     local target
-    for target in $(findmnt -rn -o TARGET | grep -E "^$RUN_DIR(/|$)" || true); do leftovers+=("mount $target"); done
+    for target in $(tier_mounts); do leftovers+=("mount $target"); done
     ! ip link show "$BRIDGE" >/dev/null 2>&1 || leftovers+=("network interface $BRIDGE")
     local iptables table chain
     for iptables in iptables ip6tables; do
@@ -176,7 +184,7 @@ tear_down() {
     log "tearing down (state in $RUN_DIR)"
     stop_daemon kubelet
     stop_daemon kube-proxy
-    kill_pod_tasks
+    remove_pod_containers
     stop_daemon containerd
     kill_our_shims
     log "node stopped after $(seconds_since "$started_at")s"

@@ -10,10 +10,14 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 # Physical paths (.tools may be a symlink): the kernel lists mounts under their real path.
 TOOLS_DIR="$(realpath -m "${KUBERNETES_TOOLS_DIR:-$REPO_ROOT/.tools/kubernetes}")"
 TOOLS_BIN="$TOOLS_DIR/bin"
-# All runtime state: PKI, kubeconfigs, etcd data, containerd root/state (incl. pod network
+# All runtime state: PKI, kubeconfigs, etcd data, containerd state (incl. pod network
 # namespaces), kubelet root, logs and pid files. down.sh removes it.
 RUN_DIR="$(realpath -m "${TRAINYARD_KUBERNETES_RUN_DIR:-$TOOLS_DIR/run}")"
 LOCK_FILE="$TOOLS_DIR/cluster.lock"
+# containerd's root: the images the kubelet pulled, unpacked. It outlives a teardown (which
+# deletes every container from it), so a trainer image of several GB is pulled and unpacked
+# once, not at every bring-up. Delete the directory, with the tier down, to drop the images.
+CONTAINERD_ROOT="$(realpath -m "${TRAINYARD_KUBERNETES_IMAGE_CACHE:-$TOOLS_DIR/containerd-root}")"
 
 NODE_NAME=trainyard-node
 BRIDGE=trainyard0
@@ -59,11 +63,12 @@ FIXED_PORTS=(
     "coredns $NODE_IP:53/udp" "coredns $NODE_IP:53/tcp" "coredns 127.0.0.1:8181/tcp"
 )
 
-# Host settings the tier's components change: the kubelet's kernel tunables (overcommit,
-# panic), the CNI bridge's forwarding, kube-proxy's route_localnet. up.sh records them and
-# down.sh puts them back.
+# The kernel tunables the kubelet sets on start (overcommit, panic on oops, key quotas), with
+# no setting to leave them alone. up.sh records them and down.sh puts them back. The tier
+# changes no other host setting: its CNI bridge is no gateway (so IP forwarding stays as it
+# was) and kube-proxy serves no localhost NodePorts (so route_localnet does too).
 HOST_SYSCTLS=(vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops
-    kernel.keys.root_maxkeys kernel.keys.root_maxbytes net.ipv4.ip_forward net.ipv4.conf.all.route_localnet)
+    kernel.keys.root_maxkeys kernel.keys.root_maxbytes)
 HOST_SYSCTLS_BEFORE="$RUN_DIR/host-sysctls.before"
 
 export PATH="$TOOLS_BIN:$PATH"

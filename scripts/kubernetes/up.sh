@@ -328,22 +328,24 @@ push_tier_images() {
 
 start_containerd() {
     local containerd_dir="$RUN_DIR/containerd"
-    mkdir -p "$containerd_dir/root" "$containerd_dir/state" "$containerd_dir/runc" "$containerd_dir/opt" \
+    mkdir -p "$CONTAINERD_ROOT" "$containerd_dir/state" "$containerd_dir/runc" "$containerd_dir/opt" \
         "$containerd_dir/certs.d/$REGISTRY" "$RUN_DIR/cni/net.d" "$RUN_DIR/cni/ipam"
     cat >"$containerd_dir/certs.d/$REGISTRY/hosts.toml" <<EOF
 server = "http://$REGISTRY"
 [host."http://$REGISTRY"]
   capabilities = ["pull", "resolve"]
 EOF
-    # The bridge already exists with the gateway address; the plugin attaches pod veths to it.
-    # No ipMasq and no default route: pods reach the node (API server, DNS, MinIO on the
-    # gateway), each other and ClusterIPs, never anything past the machine's interfaces.
+    # The bridge already has the gateway address; the plugin only attaches pod veths to it.
+    # Not a gateway (which would turn on the host's IP forwarding), no ipMasq, no default
+    # route: pods reach the node (API server, DNS, MinIO on the gateway), each other directly
+    # and headless Services' pods by name, and ClusterIPs that lead to the node; nothing is
+    # routed through the machine, so ClusterIP Services backed by pods are not reachable.
     cat >"$RUN_DIR/cni/net.d/10-trainyard.conflist" <<EOF
 {
   "cniVersion": "0.4.0",
   "name": "trainyard",
   "plugins": [
-    {"type": "bridge", "bridge": "$BRIDGE", "isGateway": true, "ipMasq": false, "hairpinMode": true,
+    {"type": "bridge", "bridge": "$BRIDGE", "isGateway": false, "ipMasq": false, "hairpinMode": true,
      "ipam": {"type": "host-local", "dataDir": "$RUN_DIR/cni/ipam",
               "ranges": [[{"subnet": "$POD_CIDR", "gateway": "$NODE_IP"}]],
               "routes": [{"dst": "$SERVICE_CIDR"}]}}
@@ -352,7 +354,7 @@ EOF
 EOF
     cat >"$containerd_dir/config.toml" <<EOF
 version = 2
-root = "$containerd_dir/root"
+root = "$CONTAINERD_ROOT"
 state = "$containerd_dir/state"
 [grpc]
   address = "$CONTAINERD_SOCKET"
