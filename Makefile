@@ -52,14 +52,11 @@ k8s-up: k8s-build
 k8s-down:
 	bash scripts/kubernetes/down.sh
 
-# The tests' fixture brings the cluster up and down; a cluster that was not up before is torn
-# down here too, so a killed pytest leaves nothing running.
+# The tests' fixture brings the cluster up and tears down what it started; a cluster that was
+# not up before is torn down here as well, so a killed or interrupted pytest leaves nothing.
 test-kubernetes: venv k8s-build
-	@if bash scripts/kubernetes/status.sh >/dev/null; then was_up=1; else was_up=0; fi; \
-	status=0; \
-	$(BIN)/pytest -p no:cacheprovider -m kubernetes tests/kubernetes || status=$$?; \
-	if [ $$was_up -eq 0 ]; then bash scripts/kubernetes/down.sh || status=$$?; fi; \
-	exit $$status
+	@bash scripts/kubernetes/status.sh >/dev/null || trap 'bash scripts/kubernetes/down.sh' EXIT; \
+	status=0; $(BIN)/pytest -p no:cacheprovider -m kubernetes tests/kubernetes || status=$$?; exit $$status
 
 images: venv services
 	bash scripts/build-images.sh
