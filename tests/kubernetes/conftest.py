@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import yaml
@@ -23,6 +23,7 @@ from tests.kubernetes.cluster import (
     tear_down,
     tools_are_built,
 )
+from tests.kubernetes.identities import ServiceAccountIdentity, team_worker_identity
 
 DEPLOY_DIR = REPO_ROOT / "deploy"
 TEAMS_PATH = REPO_ROOT / "config" / "teams.yaml"
@@ -104,3 +105,19 @@ def team_namespaces(kubernetes_cluster: KubernetesCluster, core_v1: client.CoreV
     for namespace in namespaces.values():
         wait_for_default_service_account(core_v1, namespace)
     return namespaces
+
+
+@pytest.fixture(scope="session")
+def team_worker(
+    kubernetes_cluster: KubernetesCluster, core_v1: client.CoreV1Api, team_namespaces: dict[str, str], tmp_path_factory
+) -> Callable[[str], ServiceAccountIdentity]:
+    """team -> the Airflow worker identity deploy/rbac.yaml binds in that team's namespace."""
+    directory = tmp_path_factory.mktemp("team-workers")
+    identities: dict[str, ServiceAccountIdentity] = {}
+
+    def identity(team: str) -> ServiceAccountIdentity:
+        if team not in identities:
+            identities[team] = team_worker_identity(kubernetes_cluster, core_v1, team, directory)
+        return identities[team]
+
+    return identity

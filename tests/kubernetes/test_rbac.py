@@ -8,23 +8,20 @@ under that token, and is refused in another team's namespace.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from pathlib import Path
 from unittest import mock
 
 import pytest
-import yaml
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from tests.kubernetes.identities import AIRFLOW_NAMESPACE, ServiceAccountIdentity, airflow_kubernetes_connection
 from tests.kubernetes.pods import restricted_security_context
 
 pytestmark = pytest.mark.kubernetes
 
-AIRFLOW_NAMESPACE = "airflow"
 TEAM = "default"
 OTHER_TEAM = "vision"
-TOKEN_LIFETIME_S = 3600
+CONNECTION_ID = "trainyard_kubernetes_tier"
 
 # (API group, resource, subresource, verb) the provider's operators use in a team namespace.
 NEEDED = {
@@ -60,48 +57,9 @@ EVERYONE = {
 }
 
 
-@dataclass(frozen=True)
-class ServiceAccountIdentity:
-    username: str
-    groups: tuple[str, ...]
-    kubeconfig: Path  # authenticates with a bound token of the service account
-
-    def api_client(self) -> client.ApiClient:
-        return config.new_client_from_config(config_file=str(self.kubeconfig))
-
-
-def create_if_missing(create, *args) -> None:
-    try:
-        create(*args)
-    except ApiException as error:
-        if error.status != 409:
-            raise
-
-
-@pytest.fixture(scope="module")
-def team_worker(kubernetes_cluster, core_v1, team_namespaces, tmp_path_factory) -> ServiceAccountIdentity:
-    """The service account deploy/rbac.yaml binds for team `default`, with a token kubeconfig."""
-    name = f"airflow-worker-{TEAM}"
-    create_if_missing(core_v1.create_namespace, {"metadata": {"name": AIRFLOW_NAMESPACE}})
-    create_if_missing(core_v1.create_namespaced_service_account, AIRFLOW_NAMESPACE, {"metadata": {"name": name}})
-    token = core_v1.create_namespaced_service_account_token(
-        name, AIRFLOW_NAMESPACE, {"spec": {"expirationSeconds": TOKEN_LIFETIME_S}}
-    ).status.token
-    admin = yaml.safe_load(kubernetes_cluster.kubeconfig.read_text())
-    kubeconfig = tmp_path_factory.mktemp("worker") / "kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump({
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": admin["clusters"],
-        "users": [{"name": name, "user": {"token": token}}],
-        "contexts": [{"name": name, "context": {"cluster": admin["clusters"][0]["name"], "user": name}}],
-        "current-context": name,
-    }))
-    return ServiceAccountIdentity(
-        username=f"system:serviceaccount:{AIRFLOW_NAMESPACE}:{name}",
-        groups=("system:serviceaccounts", f"system:serviceaccounts:{AIRFLOW_NAMESPACE}", "system:authenticated"),
-        kubeconfig=kubeconfig,
-    )
+@pytest.fixture
+def worker(team_worker) -> ServiceAccountIdentity:
+    return team_worker(TEAM)
 
 
 def allowed(api: client.ApiClient, identity: ServiceAccountIdentity, namespace: str, group: str, resource: str,
@@ -130,29 +88,29 @@ def granted_rules(identity: ServiceAccountIdentity, namespace: str) -> set[tuple
     return granted
 
 
-def test_the_team_worker_may_do_what_the_operators_need_in_its_team_namespace(kubernetes_api, team_namespaces, team_worker):
+def test_the_team_worker_may_do_what_the_operators_need_in_its_team_namespace(kubernetes_api, team_namespaces, worker):
     namespace = team_namespaces[TEAM]
-    refused = sorted(rule for rule in NEEDED if not allowed(kubernetes_api, team_worker, namespace, *rule))
+    refused = sorted(rule for rule in NEEDED if not allowed(kubernetes_api, worker, namespace, *rule))
     assert refused == []
 
 
-def test_the_team_worker_may_read_no_secret_and_grant_itself_nothing(kubernetes_api, team_namespaces, team_worker):
+def test_the_team_worker_may_read_no_secret_and_grant_itself_nothing(kubernetes_api, team_namespaces, worker):
     namespace = team_namespaces[TEAM]
-    granted = sorted(rule for rule in NEVER if allowed(kubernetes_api, team_worker, namespace, *rule))
+    granted = sorted(rule for rule in NEVER if allowed(kubernetes_api, worker, namespace, *rule))
     assert granted == []
 
 
-def test_the_team_worker_holds_exactly_the_role_rules_in_its_namespace_and_none_elsewhere(team_namespaces, team_worker):
-    assert granted_rules(team_worker, team_namespaces[TEAM]) == NEEDED | EVERYONE
+def test_the_team_worker_holds_exactly_the_role_rules_in_its_namespace_and_none_elsewhere(team_namespaces, worker):
+    assert granted_rules(worker, team_namespaces[TEAM]) == NEEDED | EVERYONE
     for namespace in [team_namespaces[OTHER_TEAM], "default", "kube-system", AIRFLOW_NAMESPACE]:
-        assert granted_rules(team_worker, namespace) == EVERYONE, namespace
+        assert granted_rules(worker, namespace) == EVERYONE, namespace
 
 
-def test_the_team_worker_may_do_nothing_in_another_team_namespace(kubernetes_api, team_namespaces, team_worker):
+def test_the_team_worker_may_do_nothing_in_another_team_namespace(kubernetes_api, team_namespaces, worker):
     for team, namespace in team_namespaces.items():
         if team == TEAM:
             continue
-        granted = sorted(rule for rule in NEEDED | NEVER if allowed(kubernetes_api, team_worker, namespace, *rule))
+        granted = sorted(rule for rule in NEEDED | NEVER if allowed(kubernetes_api, worker, namespace, *rule))
         assert granted == [], namespace
 
 
@@ -172,7 +130,7 @@ def pod_operator(namespace: str, image: str, task_id: str):
         namespace=namespace,
         image=image,
         cmds=["sh", "-c", "echo training; echo '{\"weights_sha256\": \"abc\"}' > /airflow/xcom/return.json"],
-        kubernetes_conn_id="trainyard_kubernetes_tier",
+        kubernetes_conn_id=CONNECTION_ID,
         do_xcom_push=True,
         get_logs=True,
         security_context={"runAsNonRoot": True, "runAsUser": 65534, "seccompProfile": {"type": "RuntimeDefault"}},
@@ -185,18 +143,12 @@ def pod_operator(namespace: str, image: str, task_id: str):
 
 
 @pytest.fixture
-def worker_connection(kubernetes_cluster, team_worker, monkeypatch) -> None:
+def worker_connection(kubernetes_cluster, worker, monkeypatch) -> None:
     """The `kubernetes` connection a team's train task uses: the worker's token, a local sidecar image."""
-    monkeypatch.setenv("AIRFLOW_CONN_TRAINYARD_KUBERNETES_TIER", json.dumps({
-        "conn_type": "kubernetes",
-        "extra": {
-            "kube_config_path": str(team_worker.kubeconfig),
-            "xcom_sidecar_container_image": kubernetes_cluster.busybox_image,
-            "xcom_sidecar_container_resources": json.dumps(
-                {"requests": {"cpu": "1m", "memory": "10Mi"}, "limits": {"cpu": "100m", "memory": "64Mi"}}
-            ),
-        },
-    }))
+    monkeypatch.setenv(
+        f"AIRFLOW_CONN_{CONNECTION_ID.upper()}",
+        airflow_kubernetes_connection(worker.kubeconfig, kubernetes_cluster.busybox_image),
+    )
 
 
 def test_the_pod_operator_returns_the_xcom_result_as_the_team_worker(
