@@ -50,6 +50,7 @@ HANGS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("hang", sorted(HANGS))
 def test_a_trainer_that_stops_making_progress_is_stopped_and_reported_stalled(hang, local_store, store_root, tmp_path):
     from steps.lifecycle.run_failure import failure_from_exception
