@@ -270,7 +270,7 @@ def test_evaluate_step_rescores_a_champion_from_another_eval_set_in_a_pod(pod_cl
         files=[],
     )
     store.put_bytes(version_key(plan.model_name, 3, "manifest.json"), champion.model_dump_json().encode())
-    set_alias(store, plan.model_name, "champion", 3, champion.run_key, "first")
+    set_alias(store, plan.model_name, "champion", 3, champion.run_key, "first", expected_sha256=None)
 
     record = evaluate_challenger(
         store, local_settings, plan, TrainerResult.model_validate(result_record()), executor(team=plan.team)
