@@ -42,8 +42,12 @@ class StackError(RuntimeError):
     """The stack could not start; the message names the component and its log file."""
 
 
+PORT_ATTEMPTS = 4
+
+
 def free_port() -> int:
-    # A tiny race (someone grabs the port before we bind it) is acceptable for a test stack.
+    """A port free right now. Someone may take it before our server binds it, so every user
+    retries with another port when its server reports the address in use."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -216,22 +220,42 @@ class AirflowStack:
         os.chmod(self.workdir, 0o755)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.postgres = PostgresCluster(self.workdir / "pg")
+        pick_api_port = not self.api_port
         try:
             self.postgres.start()
-            if not self.api_port:
-                self.api_port = free_port()
-            self._write_config()
-            self._migrate()
-            self._spawn("api-server", ["api-server", "--host", "127.0.0.1", "--port", str(self.api_port), "--workers", "1"])
-            for component in AIRFLOW_COMPONENTS:
-                self._spawn(component, [component])
-            self.wait_healthy(timeout_s=timeout_s)
+            for attempt in range(1, PORT_ATTEMPTS + 1):
+                if pick_api_port:
+                    self.api_port = free_port()
+                self._write_config()  # also picks fresh log-server ports
+                if attempt == 1:
+                    self._migrate()
+                self._spawn("api-server", ["api-server", "--host", "127.0.0.1", "--port", str(self.api_port), "--workers", "1"])
+                for component in AIRFLOW_COMPONENTS:
+                    self._spawn(component, [component])
+                try:
+                    self.wait_healthy(timeout_s=timeout_s)
+                    break
+                except StackError:
+                    # Another process took a port between free_port() and our bind: try new ones.
+                    if not (pick_api_port and attempt < PORT_ATTEMPTS and self._lost_a_port()):
+                        raise
+                    self._stop_components()
         except BaseException:
             self.stop()
             raise
         return self
 
+    def _lost_a_port(self) -> bool:
+        return any("address already in use" in _tail(self.log_dir / f"{name}.log", 200).lower() for name in self._procs)
+
     def stop(self) -> None:
+        self._stop_components()
+        if self.postgres is not None:
+            self.postgres.stop()
+        if self._owns_workdir and not self.keep_workdir and self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _stop_components(self) -> None:
         # SIGTERM lets the scheduler hand back its LocalExecutor workers cleanly;
         # whole process groups so no task subprocess outlives the stack.
         for proc in self._procs.values():
@@ -256,10 +280,6 @@ class AirflowStack:
             except ProcessLookupError:
                 pass
         self._procs.clear()
-        if self.postgres is not None:
-            self.postgres.stop()
-        if self._owns_workdir and not self.keep_workdir and self.workdir is not None:
-            shutil.rmtree(self.workdir, ignore_errors=True)
 
     def __enter__(self) -> AirflowStack:
         return self.start()

@@ -30,7 +30,6 @@ def store_settings(request, tmp_path) -> StoreSettings:
     if request.param == "local":
         return StoreSettings(backend="local", root=str(tmp_path / "store"))
     server = request.getfixturevalue("minio_server")
-    server.start()
     return server.settings(bucket_prefix=unique_bucket_prefix())
 
 

@@ -199,6 +199,7 @@ def compose_cmd() -> list[str]:
     return cmd
 
 
+@pytest.mark.slow  # builds the Compose CLI from source the first time
 def test_docker_compose_accepts_the_file_with_the_example_env(compose_cmd):
     # `config` resolves and validates the model without talking to a Docker engine.
     proc = subprocess.run([*compose_cmd, "--env-file", str(ENV_EXAMPLE), "config", "--format", "json"],
@@ -208,6 +209,7 @@ def test_docker_compose_accepts_the_file_with_the_example_env(compose_cmd):
     assert resolved["services"]["init-airflow"]["environment"]["AIRFLOW_ADMIN_PASSWORD"] == env_example()["AIRFLOW_ADMIN_PASSWORD"]
 
 
+@pytest.mark.slow  # builds the Compose CLI from source the first time
 def test_docker_compose_refuses_to_start_without_a_required_secret(compose_cmd, tmp_path):
     env_file = tmp_path / ".env"
     env_file.write_text("".join(f"{k}={v}\n" for k, v in env_example().items() if k != "POSTGRES_PASSWORD"))
@@ -236,7 +238,6 @@ def run_init_minio(minio_server, prefix: str, store_key: str, store_secret: str,
 
 @pytest.mark.minio
 def test_init_minio_creates_versioned_buckets_and_a_store_user_confined_to_them(minio_server):
-    minio_server.start()
     prefix = "ty-compose-" + secrets.token_hex(4)
     store_key, store_secret = "ty-store-" + secrets.token_hex(4), secrets.token_urlsafe(24)
     for _run in range(2):  # compose runs it on every `up`
@@ -265,7 +266,6 @@ def test_init_minio_creates_versioned_buckets_and_a_store_user_confined_to_them(
 
 @pytest.mark.minio
 def test_init_minio_with_object_lock_makes_registered_versions_undeletable(minio_server):
-    minio_server.start()
     prefix = "ty-lock-" + secrets.token_hex(4)
     store_key, store_secret = "ty-store-" + secrets.token_hex(4), secrets.token_urlsafe(24)
     proc = run_init_minio(minio_server, prefix, store_key, store_secret, lock_days=1)

@@ -239,6 +239,8 @@ def _forget_images_pulled_from(registry_host: str) -> None:
 
 
 @pytest.mark.containers
+@pytest.mark.minio
+@pytest.mark.registry
 @pytest.mark.timeout(COLD_BUILD_TIMEOUT_S)
 @pytest.mark.slow
 def test_training_pipeline_in_a_container_registers_the_weights_the_subprocess_run_registers(
@@ -282,6 +284,8 @@ def test_training_pipeline_in_a_container_registers_the_weights_the_subprocess_r
 
 
 @pytest.mark.containers
+@pytest.mark.minio
+@pytest.mark.registry
 @pytest.mark.timeout(COLD_BUILD_TIMEOUT_S)
 def test_a_local_store_directory_is_shared_with_the_container_at_the_same_path(registered_images, tmp_path):
     from steps.lifecycle.train import training_job
@@ -303,6 +307,8 @@ def test_a_local_store_directory_is_shared_with_the_container_at_the_same_path(r
 
 
 @pytest.mark.containers
+@pytest.mark.minio
+@pytest.mark.registry
 @pytest.mark.timeout(COLD_BUILD_TIMEOUT_S)
 def test_a_failing_trainer_in_a_container_reports_its_last_log_lines(registered_images):
     settings, _, pinned = registered_images
