@@ -30,7 +30,7 @@ def _iso(moment: datetime | str | None) -> str | None:
 
 
 class AirflowClient:
-    def __init__(self, base_url: str, username: str, password: str, request_timeout_s: float = 30.0) -> None:
+    def __init__(self, base_url: str, username: str, password: str, request_timeout_s: float = 60.0) -> None:
         self.base_url = base_url.rstrip("/")
         self.request_timeout_s = request_timeout_s
         self.session = requests.Session()
@@ -64,7 +64,7 @@ class AirflowClient:
     def import_errors(self) -> list[dict]:
         return self.get("/importErrors")["import_errors"]
 
-    def wait_for_dag(self, dag_id: str, timeout_s: float = 120.0) -> dict:
+    def wait_for_dag(self, dag_id: str, timeout_s: float = 600.0) -> dict:
         """Wait until the dag-processor has parsed and serialized `dag_id`."""
         deadline = time.monotonic() + timeout_s
         while True:
@@ -104,6 +104,24 @@ class AirflowClient:
         if note:
             body["note"] = note
         return self.request("POST", f"/api/v2/dags/{dag_id}/dagRuns", json=body)
+
+    def asset_events(self, **filters: Any) -> list[dict]:
+        """Asset events, newest first (filters: source_dag_id, source_run_id, asset_id, ...)."""
+        filters.setdefault("limit", 100)
+        filters.setdefault("order_by", "-timestamp")
+        return self.get("/assets/events", **filters)["asset_events"]
+
+    def wait_for_triggered_run(self, event_id: int, dag_id: str, timeout_s: float = 600.0, poll_s: float = 2.0) -> str:
+        """The run of `dag_id` the scheduler created from asset event `event_id`."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            event = next((e for e in self.asset_events() if e["id"] == event_id), None)
+            runs = [r["run_id"] for r in (event or {}).get("created_dagruns", []) if r["dag_id"] == dag_id]
+            if runs:
+                return runs[0]
+            if time.monotonic() > deadline:
+                raise AirflowApiError(f"no {dag_id} run created from asset event {event_id} after {timeout_s:.0f}s: {event}")
+            time.sleep(poll_s)
 
     def get_run(self, dag_id: str, run_id: str) -> dict:
         return self.get(f"/dags/{dag_id}/dagRuns/{run_id}")

@@ -6,10 +6,10 @@ import pytest
 
 from tests.e2e.airflow_api import AirflowClient
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.minio]
 
 TRAINING_DAG = "training_pipeline"
-RUN_TIMEOUT_S = 900
+RUN_TIMEOUT_S = 1200
 
 
 def test_triggered_training_run_succeeds_and_its_xcoms_report_the_registered_model(api: AirflowClient) -> None:
