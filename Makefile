@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export TRAINYARD_HOME ?= $(CURDIR)/.trainyard
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: venv lint demo test test-fast test-containers up images bench clean
+.PHONY: venv lint demo test test-fast test-containers test-compose up images bench clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "uv==$(UV_VERSION)"
@@ -34,16 +34,26 @@ services:
 demo: venv
 	$(BIN)/trainyard demo
 
-# Everything but the container tier, which `.ci/run` adds where podman works.
+# Test tiers (markers in pyproject.toml; tests/conftest.py refuses a test that starts a server
+# without its marker):
+#   test-fast        no server, no build, no training: the inner loop (under 2 minutes)
+#   test             what CI runs: all but the container and compose tiers
+#   test-containers  trainer images built and run with podman (.ci/run adds it where podman works)
+#   test-compose     docker-compose.yml for real under podman; cold builds exceed CI's budget
+FAST_MARKERS := not (e2e or minio or registry or containers or compose or slow)
+
 test: lint services
-	$(BIN)/pytest -p no:cacheprovider -m "not containers"
+	$(BIN)/pytest -p no:cacheprovider -m "not containers and not compose"
 
 test-fast: lint
-	$(BIN)/pytest -p no:cacheprovider -m "not e2e and not minio and not registry and not containers"
+	$(BIN)/pytest -p no:cacheprovider -m "$(FAST_MARKERS)"
 
 test-containers: venv services
 	bash scripts/build-images.sh --no-push
 	$(BIN)/pytest -p no:cacheprovider -m containers
+
+test-compose: venv services
+	$(BIN)/pytest -p no:cacheprovider -m compose
 
 images: venv services
 	bash scripts/build-images.sh

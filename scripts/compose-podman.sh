@@ -6,6 +6,11 @@
 #   scripts/compose-podman.sh stand-ins          build the stand-in base images (cached by tag)
 #   scripts/compose-podman.sh serve SOCKET       run `podman system service` on SOCKET (foreground)
 #   scripts/compose-podman.sh compose SOCKET ARGS...   docker-compose -f docker-compose.yml -f tests/compose/podman.yml ARGS
+#   scripts/compose-podman.sh healthchecks PROJECT     run the project's health checks every 5 s (foreground)
+#
+# podman runs a container's health check from a systemd timer; with no systemd (this machine,
+# CI) nothing runs them and every service would stay "starting", so `healthchecks` does what
+# the timer does: `podman healthcheck run` on each of the project's containers.
 #
 # tests/compose/test_stack.py (make test-compose) uses all three.
 set -euo pipefail
@@ -59,13 +64,26 @@ serve() {
 compose() {
     local socket=$1
     shift
-    DOCKER_HOST="unix://$socket" exec "$ROOT/.tools/bin/docker-compose" \
+    # BuildKit would start a moby/buildkit container, which cannot be pulled here; the classic
+    # builder sends the context to podman, which builds with each Dockerfile's own .dockerignore.
+    DOCKER_HOST="unix://$socket" DOCKER_BUILDKIT=0 exec "$ROOT/.tools/bin/docker-compose" \
         -f docker-compose.yml -f tests/compose/podman.yml "$@"
+}
+
+healthchecks() {
+    local project=$1 id
+    while true; do
+        for id in $(podman_ ps --quiet --filter "label=com.docker.compose.project=$project"); do
+            podman_ healthcheck run "$id" >/dev/null 2>&1 || true  # unhealthy, or no check: podman records it
+        done
+        sleep 5
+    done
 }
 
 case "${1:-}" in
     stand-ins) stand_ins ;;
     serve) serve "$2" ;;
     compose) shift; compose "$@" ;;
-    *) echo "usage: $0 stand-ins | serve SOCKET | compose SOCKET ARGS..." >&2; exit 2 ;;
+    healthchecks) healthchecks "$2" ;;
+    *) echo "usage: $0 stand-ins | serve SOCKET | compose SOCKET ARGS... | healthchecks PROJECT" >&2; exit 2 ;;
 esac

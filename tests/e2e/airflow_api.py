@@ -15,6 +15,7 @@ from typing import Any
 import requests
 
 TERMINAL_RUN_STATES = frozenset({"success", "failed"})
+GET_ATTEMPTS = 4
 
 
 class AirflowApiError(RuntimeError):
@@ -30,7 +31,7 @@ def _iso(moment: datetime | str | None) -> str | None:
 
 
 class AirflowClient:
-    def __init__(self, base_url: str, username: str, password: str, request_timeout_s: float = 60.0) -> None:
+    def __init__(self, base_url: str, username: str, password: str, request_timeout_s: float = 120.0) -> None:
         self.base_url = base_url.rstrip("/")
         self.request_timeout_s = request_timeout_s
         self.session = requests.Session()
@@ -49,7 +50,17 @@ class AirflowClient:
 
     # -- plumbing ------------------------------------------------------------
     def request(self, method: str, path: str, *, expect: Iterable[int] = (200,), **kwargs: Any) -> Any:
-        resp = self.session.request(method, f"{self.base_url}{path}", timeout=self.request_timeout_s, **kwargs)
+        # A single-worker api-server on a loaded 2-core machine sometimes answers late or drops a
+        # connection; reads are safe to repeat, writes are not.
+        attempts = GET_ATTEMPTS if method == "GET" else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                resp = self.session.request(method, f"{self.base_url}{path}", timeout=self.request_timeout_s, **kwargs)
+                break
+            except (requests.Timeout, requests.ConnectionError):
+                if attempt == attempts:
+                    raise
+                time.sleep(2 * attempt)
         if resp.status_code not in tuple(expect):
             raise AirflowApiError(f"{method} {path} -> HTTP {resp.status_code}: {resp.text[:1000]}")
         return resp.json() if resp.content else None
@@ -68,15 +79,18 @@ class AirflowClient:
         """Wait until the dag-processor has parsed and serialized `dag_id`."""
         deadline = time.monotonic() + timeout_s
         while True:
-            resp = self.session.get(f"{self.base_url}/api/v2/dags/{dag_id}", timeout=self.request_timeout_s)
-            if resp.status_code == 200:
-                # The DAG row can exist a moment before its serialized version does;
-                # triggering needs the latter.
-                details = self.session.get(
-                    f"{self.base_url}/api/v2/dags/{dag_id}/details", timeout=self.request_timeout_s
-                )
-                if details.status_code == 200:
-                    return resp.json()
+            try:
+                resp = self.session.get(f"{self.base_url}/api/v2/dags/{dag_id}", timeout=self.request_timeout_s)
+                if resp.status_code == 200:
+                    # The DAG row can exist a moment before its serialized version does;
+                    # triggering needs the latter.
+                    details = self.session.get(
+                        f"{self.base_url}/api/v2/dags/{dag_id}/details", timeout=self.request_timeout_s
+                    )
+                    if details.status_code == 200:
+                        return resp.json()
+            except (requests.Timeout, requests.ConnectionError):
+                pass  # a late answer on a loaded machine: the deadline below decides
             if time.monotonic() > deadline:
                 errors = [f"{e.get('filename')}: {e.get('stack_trace', '')[-500:]}" for e in self.import_errors()]
                 raise AirflowApiError(f"DAG {dag_id!r} not parsed after {timeout_s:.0f}s; import errors: {errors}")
