@@ -43,6 +43,7 @@ class StackError(RuntimeError):
 
 
 PORT_ATTEMPTS = 4
+MIGRATE_TIMEOUT_S = 1200
 
 
 def free_port() -> int:
@@ -153,7 +154,7 @@ class PostgresCluster:
                     [
                         str(PG_BIN_DIR / "pg_ctl"), "--pgdata", str(self.data_dir),
                         "--log", str(self.log_file), "--options", f"-p {self.port} {options}",
-                        "--wait", "--timeout", "60", "start",
+                        "--wait", "--timeout", "300", "start",
                     ]
                 )
                 break
@@ -324,6 +325,8 @@ class AirflowStack:
         cfg = f"""\
 [core]
 executor = LocalExecutor
+# Importing a DAG file (pendulum, the project's packages) can take tens of seconds under load.
+dagbag_import_timeout = 240
 parallelism = {self.parallelism}
 load_examples = False
 dags_folder = {first_folder}
@@ -359,8 +362,16 @@ dag_processor_child_process_log_directory = {self.log_dir / "dag_processor"}
 # Parse/schedule promptly: the tests wait on these loops.
 scheduler_heartbeat_sec = 2
 
+[workers]
+# A task's supervisor talks to the api-server's execution API; Airflow's 5 s default fails
+# tasks before they start when a shared 2-core machine is busy (seen: "finished with state
+# failed, but the task instance's state attribute is queued").
+execution_api_timeout = 60
+execution_api_retries = 10
+
 [dag_processor]
 refresh_interval = 10
+dag_file_processor_timeout = 300
 min_file_process_interval = 60
 parsing_processes = 1
 dag_bundle_config_list = {json.dumps(bundle_list)}
@@ -371,10 +382,13 @@ dag_bundle_config_list = {json.dumps(bundle_list)}
     def _migrate(self) -> None:
         log = self.log_dir / "db-migrate.log"
         with log.open("w") as out:
-            proc = subprocess.run(
-                [sys.executable, "-m", "airflow", "db", "migrate"],
-                env=self.env(), stdout=out, stderr=subprocess.STDOUT, cwd=self.workdir,
-            )
+            try:
+                proc = subprocess.run(
+                    [sys.executable, "-m", "airflow", "db", "migrate"],
+                    env=self.env(), stdout=out, stderr=subprocess.STDOUT, cwd=self.workdir, timeout=MIGRATE_TIMEOUT_S,
+                )
+            except subprocess.TimeoutExpired:
+                raise StackError(f"airflow db migrate did not finish in {MIGRATE_TIMEOUT_S}s; log {log}:\n{_tail(log)}") from None
         if proc.returncode != 0:
             raise StackError(f"airflow db migrate failed ({proc.returncode}); log {log}:\n{_tail(log)}")
 
