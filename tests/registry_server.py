@@ -131,8 +131,8 @@ def _start_registry_on(work_dir: Path, port: int, auth_yaml: str) -> subprocess.
             requests.get(f"http://127.0.0.1:{port}/v2/", timeout=1)
             if process.poll() is None:
                 return process
-        except requests.ConnectionError:
-            pass
+        except requests.RequestException:
+            pass  # not up yet, or another process holds the port and does not answer HTTP
         if process.poll() is not None:
             if "address already in use" in (work_dir / "registry.log").read_text(errors="replace"):
                 raise PortInUse(f"docker-registry: port {port} is taken")
