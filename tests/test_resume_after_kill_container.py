@@ -15,7 +15,10 @@ from tests.test_container_executor import COLD_BUILD_TIMEOUT_S, registered_image
 from tests.test_resume_after_kill import CONF, _train_tries
 from tests.trainer_kill import kill_mid_epoch
 
-pytestmark = [pytest.mark.containers, pytest.mark.slow, pytest.mark.timeout(COLD_BUILD_TIMEOUT_S)]
+pytestmark = [
+    pytest.mark.containers, pytest.mark.minio, pytest.mark.registry, pytest.mark.slow,
+    pytest.mark.timeout(COLD_BUILD_TIMEOUT_S),
+]
 
 
 def test_a_trainer_container_killed_mid_epoch_3_resumes_on_the_retry_to_bit_identical_weights(
