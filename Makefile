@@ -49,7 +49,7 @@ images: venv services
 	bash scripts/build-images.sh
 
 up: venv services
-	$(BIN)/python scripts/airflow_stack.py up
+	$(BIN)/python scripts/airflow_stack.py up $(if $(PORT),--port $(PORT))
 
 bench: venv services
 	$(BIN)/python bench/snapshot_hashing.py
