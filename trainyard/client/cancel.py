@@ -39,8 +39,11 @@ def cancel_run(
             return result.model_copy(update={"note": f"cannot confirm the trainer stopped: {note}"})
         record = progress.failures.get(TRAIN_TASK)
         # The record of this try: an earlier try's stop (a worker shutdown) says nothing about this one.
-        if record is not None and record.kind == STOPPED_KIND and record.try_number in (None, running_tries[TRAIN_TASK]):
-            return result.model_copy(update={"trainer_stopped": record.reason})
+        if record is not None and record.try_number in (None, running_tries[TRAIN_TASK]):
+            if record.kind == STOPPED_KIND:
+                return result.model_copy(update={"trainer_stopped": record.reason})
+            # On Kubernetes the provider deletes the pod, and the step records the pod's end instead.
+            return result.model_copy(update={"note": f"the train step ended: {record.summary}"})
         if time.monotonic() > deadline:
             return result.model_copy(update={
                 "note": f"no record that the trainer stopped within {confirm_timeout_s:.0f}s; "
