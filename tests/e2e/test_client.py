@@ -97,8 +97,12 @@ def test_errors_a_user_meets_are_one_line_each_with_their_own_exit_code(client_e
     assert code == EXIT_DAG_MISSING
     assert "DAG 'no_such_dag' does not exist" in _one_line(err)
 
+    was_paused = api.get_dag(TRAINING_DAG)["is_paused"]
     api.set_paused(TRAINING_DAG, True)
-    code, _, err = cli(capsys, "submit", "--dataset", "digits", "--algorithm", "digits-cnn")
+    try:
+        code, _, err = cli(capsys, "submit", "--dataset", "digits", "--algorithm", "digits-cnn")
+    finally:
+        api.set_paused(TRAINING_DAG, was_paused)  # later tests of the tier trigger it
     assert code == EXIT_DAG_PAUSED
     assert "DAG 'training_pipeline' is paused" in _one_line(err) and "--unpause" in err
 
