@@ -64,6 +64,19 @@ def _one_line(err: str) -> str:
     return lines[0]
 
 
+def _expired(token: str, stack) -> str:
+    """The same token, signed by the stack's own JWT secret, but expired an hour ago."""
+    import configparser
+
+    import jwt
+
+    config = configparser.ConfigParser(interpolation=None)
+    config.read(stack.airflow_home / "airflow.cfg")
+    header = jwt.get_unverified_header(token)
+    claims = {**jwt.decode(token, options={"verify_signature": False}), "exp": int(time.time()) - 3600}
+    return jwt.encode(claims, config["api_auth"]["jwt_secret"], algorithm=header["alg"], headers={"kid": header["kid"]})
+
+
 def _trainer_pids(run_key: str) -> list[int]:
     """Processes whose environment names this run's trainer job (TRAINYARD_RUN_ID is the run key)."""
     needle = f"TRAINYARD_RUN_ID={run_key}\0".encode()
@@ -110,10 +123,13 @@ def test_errors_a_user_meets_are_one_line_each_with_their_own_exit_code(client_e
     assert code == EXIT_BAD_REQUEST
     assert _one_line(err) == "trainyard: error: invalid run parameters: batch_size: Input should be greater than or equal to 1"
 
-    # A watch can outlive its token (Airflow's default lifetime is a day): the client logs in again.
+    # A notebook's session can outlive its token: expired (after a day: 401), or no longer verifiable
+    # (the api-server restarted with a new JWT secret, as `make up` does: 403). It logs in again.
     client = trainyard.client.connect()
-    client.session._config.access_token = "an-expired-token"
-    assert client.runs(dag_id=TRAINING_DAG, limit=1) is not None
+    for stale in (_expired(client.session._config.access_token, client_env), "a-token-this-server-never-signed"):
+        client.session._config.access_token = stale
+        assert client.runs(dag_id=TRAINING_DAG, limit=1) is not None
+        assert client.session._config.access_token != stale
 
     wrong_password = "wrong-" + client_env.admin_password
     monkeypatch.setenv("TRAINYARD_AIRFLOW_PASSWORD", wrong_password)

@@ -41,6 +41,9 @@ from trainyard.client.errors import (
 T = TypeVar("T")
 DEFAULT_REQUEST_TIMEOUT_S = 30.0
 _REFUSED_STATUSES = (400, 409, 422)
+# Airflow answers 403 with this for a token it cannot verify (its api-server restarted with a new
+# JWT secret, as `make up` does); a new login fixes that, as it does an expired token's 401.
+_INVALID_TOKEN = "Invalid JWT token"
 
 
 class NotFound(ClientError):
@@ -48,7 +51,7 @@ class NotFound(ClientError):
 
 
 class TokenRejected(BadCredentials):
-    """HTTP 401 on a call: the token expired (or Airflow's secret changed); one new login is tried."""
+    """The token expired (401) or cannot be verified any more (403); one new login is tried."""
 
 
 def normalize_url(url: str) -> str:
@@ -152,10 +155,13 @@ class AirflowSession:
     def _api_errors(self, send: Callable[[], T]) -> T:
         try:
             return send()
-        except UnauthorizedException:
+        except UnauthorizedException:  # Airflow's "Token Expired"
             raise TokenRejected(f"Airflow at {self.url} no longer accepts the login of {self.username!r}") from None
         except ForbiddenException as exc:
-            raise BadCredentials(f"user {self.username!r} may not do this on {self.url}: {airflow_detail(exc)}") from None
+            detail = airflow_detail(exc)
+            if detail == _INVALID_TOKEN:
+                raise TokenRejected(f"Airflow at {self.url} no longer accepts the login of {self.username!r}") from None
+            raise BadCredentials(f"user {self.username!r} may not do this on {self.url}: {detail}") from None
         except NotFoundException as exc:
             raise NotFound(airflow_detail(exc)) from None
         except ServiceException as exc:
