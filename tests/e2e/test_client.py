@@ -10,8 +10,10 @@ and reads what the tests expect (the replayed run's registered version)."""
 from __future__ import annotations
 
 import re
+import socket
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,7 +32,7 @@ from trainyard.client.errors import (
     EXIT_UNKNOWN_RUN,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.minio]  # the stack's tasks store into the session's MinIO
 
 TRAINING_DAG = "training_pipeline"
 RETRAINING_DAG = "scheduled_retraining_intents"  # the intents model: small, and no other e2e test backfills it
@@ -39,16 +41,25 @@ STOP_TIMEOUT_S = 180
 
 
 @pytest.fixture
-def client_env(airflow, api: AirflowClient, monkeypatch):
-    """The environment a user sets: the URL, a login, and the same store the stack's tasks write."""
+def client_env(airflow, api: AirflowClient, stack_data, monkeypatch):
+    """The environment a user sets: the URL, a login, and the MinIO store the stack's tasks write
+    (with the user's own keys, as a team member's laptop would have them)."""
     monkeypatch.setenv("TRAINYARD_AIRFLOW_URL", airflow.base_url)
     monkeypatch.setenv("TRAINYARD_AIRFLOW_USERNAME", airflow.admin_user)
     monkeypatch.setenv("TRAINYARD_AIRFLOW_PASSWORD", airflow.admin_password)
-    monkeypatch.setenv("TRAINYARD_HOME", airflow.extra_env["TRAINYARD_HOME"])
-    for name in ("TRAINYARD_STORE", "TRAINYARD_STORE_ROOT", "TRAINYARD_CONFIG"):
-        monkeypatch.delenv(name, raising=False)
+    for name, value in {**stack_data.store_settings.public_env(), **stack_data.store_settings.secret_env()}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("TRAINYARD_CONFIG", raising=False)
     api.wait_for_dag(TRAINING_DAG)
     return airflow
+
+
+@pytest.fixture
+def refusing_endpoint() -> Iterator[str]:
+    """host:port held by a socket that never listens: a store this machine cannot reach."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as held:
+        held.bind(("127.0.0.1", 0))
+        yield f"127.0.0.1:{held.getsockname()[1]}"
 
 
 def cli(capsys, *argv: str) -> tuple[int, str, str]:
@@ -139,7 +150,8 @@ def test_errors_a_user_meets_are_one_line_each_with_their_own_exit_code(client_e
     assert wrong_password not in out + err
 
 
-def test_submit_then_cancel_stops_the_training_run_and_its_trainer_process(client_env, capsys, monkeypatch, tmp_path):
+def test_submit_then_cancel_stops_the_training_run_and_its_trainer_process(client_env, capsys, monkeypatch,
+                                                                          refusing_endpoint):
     code, out, err = cli(capsys, "submit", "--dataset", "digits", "--algorithm", "digits-cnn", "--epochs", "200",
                          "--batch-size", "2", "--model-name", "client-e2e-long", "--unpause")
     assert code == 0, out + err
@@ -179,11 +191,11 @@ def test_submit_then_cancel_stops_the_training_run_and_its_trainer_process(clien
     assert "train failed (stopped): trainer 'digits-cnn' was stopped" in out
     assert "registered" not in out
 
-    # From a machine that cannot see the store: what Airflow knows, with the reason from the task log.
-    monkeypatch.setenv("TRAINYARD_HOME", str(tmp_path / "elsewhere"))
+    # From a machine that cannot reach the store: what Airflow knows, with the reason from the task log.
+    monkeypatch.setenv("TRAINYARD_MINIO_ENDPOINT", refusing_endpoint)
     code, out, _ = cli(capsys, "status", run_id)
     assert code == EXIT_RUN_FAILED
-    assert "store not reachable from here (the local store" in out
+    assert "store not reachable from here (" in out
     assert "train failed: TrainerStopped: trainer 'digits-cnn' was stopped" in out
 
 
