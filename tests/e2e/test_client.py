@@ -101,6 +101,12 @@ def _trainer_pids(run_key: str) -> list[int]:
     return found
 
 
+def _start_retraining(api: AirflowClient) -> None:
+    """Unpausing a retraining DAG makes the scheduler run its latest date at once (idempotent)."""
+    api.wait_for_dag(RETRAINING_DAG)
+    api.unpause(RETRAINING_DAG)
+
+
 def _wait_until(condition, timeout_s: float, what: str, poll_s: float = 2.0):
     deadline = time.monotonic() + timeout_s
     while True:
@@ -150,7 +156,7 @@ def test_errors_a_user_meets_are_one_line_each_with_their_own_exit_code(client_e
     assert wrong_password not in out + err
 
 
-def test_submit_then_cancel_stops_the_training_run_and_its_trainer_process(client_env, capsys, monkeypatch,
+def test_submit_then_cancel_stops_the_training_run_and_its_trainer_process(client_env, api, capsys, monkeypatch,
                                                                           refusing_endpoint):
     code, out, err = cli(capsys, "submit", "--dataset", "digits", "--algorithm", "digits-cnn", "--epochs", "200",
                          "--batch-size", "2", "--model-name", "client-e2e-long", "--unpause")
@@ -171,6 +177,9 @@ def test_submit_then_cancel_stops_the_training_run_and_its_trainer_process(clien
     followed: list[str] = []
     follower = threading.Thread(target=lambda: followed.extend(client.logs(run_id, "train", follow=True)), daemon=True)
     follower.start()
+    # Wall time: the next test's retraining run gets through its first tasks while this one cancels
+    # (that test unpauses the DAG again, so it still runs alone).
+    _start_retraining(api)
 
     code, out, err = cli(capsys, "cancel", run_id)
     assert code == 0, out + err
@@ -202,8 +211,7 @@ def test_submit_then_cancel_stops_the_training_run_and_its_trainer_process(clien
 def test_watch_to_success_logs_runs_and_a_backfill_that_replays_the_run_exactly(client_env, api, capsys):
     # Unpausing a retraining DAG makes the scheduler run its latest date at once: the run to watch,
     # and the registered model the backfill replays.
-    api.wait_for_dag(RETRAINING_DAG)
-    api.unpause(RETRAINING_DAG)
+    _start_retraining(api)
     scheduled = _wait_until(lambda: next(iter(api.list_runs(RETRAINING_DAG, run_type="scheduled")), None),
                             RUN_TIMEOUT_S, f"{RETRAINING_DAG}'s scheduled run")
     run_id, day = scheduled["dag_run_id"], scheduled["logical_date"][:10]
