@@ -102,26 +102,23 @@ def validate_task(plan: XComRecord, snapshot: XComRecord) -> dict:
     return summary.model_dump(mode="json")
 
 
-@task(task_id="train", multiple_outputs=False)
-def train_task(plan: XComRecord, snapshot: XComRecord, validation: XComRecord) -> dict:
-    """Retried per operators/retry_policy.py; a retried trainer resumes from its run's newest checkpoint."""
+def train(plan: dict, snapshot: dict) -> dict:
+    """The train step on the local executors; operators/train_operator.py runs it as the `train` task
+    (retried per operators/retry_policy.py; a retried trainer resumes from its run's newest checkpoint)."""
     from operators.context import executor_for, load_settings
-    from operators.failure_recording import recording_failure
-    from operators.retry_policy import retrying_only_what_can_succeed
     from steps.data.snapshot import SnapshotRef
     from steps.lifecycle.plan import RunPlan
     from steps.lifecycle.train import run_training
 
+    settings = load_settings()
     run = RunPlan.model_validate(plan)
-    with retrying_only_what_can_succeed(run.retries), recording_failure("train"):
-        settings = load_settings()
-        dataset_hash = SnapshotRef.model_validate(snapshot).dataset_hash
-        result = run_training(
-            run, dataset_hash, executor_for(run.executor, settings), settings.store, objective=settings.primary_metric
-        )
-        if result.resumed is not None:
-            print(f"train: resumed at epoch {result.resumed.from_epoch} from {result.resumed.checkpoint_key}")
-        return result.model_dump(mode="json")
+    dataset_hash = SnapshotRef.model_validate(snapshot).dataset_hash
+    result = run_training(
+        run, dataset_hash, executor_for(run.executor, settings), settings.store, objective=settings.primary_metric
+    )
+    if result.resumed is not None:
+        print(f"train: resumed at epoch {result.resumed.from_epoch} from {result.resumed.checkpoint_key}")
+    return result.model_dump(mode="json")
 
 
 @task(task_id="evaluate", multiple_outputs=False)

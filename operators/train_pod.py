@@ -2,12 +2,11 @@
 
 It turns the run's plan and snapshot into the trainer pod, lets the provider run it, and
 hands back the trainer's TrainerResult (read by the XCom sidecar from return.json) in the
-same shape as pipeline_tasks.train_task, after drawing the run's learning curve. A failed pod fails the
-task with why (its failure kind: a diverged trainer is not retried) and its log tail.
+same shape as operators/train_operator.py, after drawing the run's learning curve. A failed pod fails
+the task with why (its failure kind: a diverged trainer is not retried) and its log tail.
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from kubernetes.client import models as k8s
 
 from operators.failure_recording import recording_failure
 from operators.retry_policy import retrying_only_what_can_succeed
+from operators.xcom import xcom_record
 from steps.catalog.teams import DEFAULT_TEAMS_PATH, load_teams
 from steps.kubernetes.pod_spec import (
     LABEL_ALGORITHM,
@@ -47,11 +47,6 @@ class TrainerPodFailed(AirflowException):
     def __init__(self, message: str, *, failure_kind: str = "trainer-exit") -> None:
         super().__init__(message)
         self.failure_kind = failure_kind
-
-
-def _record(value: Any) -> Any:
-    """XCom values arrive as dicts (XComArg) or as JSON text (a Jinja template)."""
-    return json.loads(value) if isinstance(value, str) else value
 
 
 class TrainerPodOperator(KubernetesPodOperator):
@@ -106,7 +101,7 @@ class TrainerPodOperator(KubernetesPodOperator):
         from steps.lifecycle.plan import RunPlan
         from steps.lifecycle.train import training_job
 
-        run = RunPlan.model_validate(_record(self.plan))
+        run = RunPlan.model_validate(xcom_record(self.plan))
         if run.team != self.team_entry.name:
             raise AirflowException(
                 f"run is for team {run.team!r}, but this task trains for team {self.team_entry.name!r} "
@@ -118,7 +113,7 @@ class TrainerPodOperator(KubernetesPodOperator):
                 f"the Kubernetes executor needs TRAINYARD_STORE=minio; a pod cannot reach this worker's "
                 f"{settings.store.backend} store"
             )
-        overrides = ResourceOverrides.model_validate(_record(self.resource_overrides)) if self.resource_overrides else None
+        overrides = ResourceOverrides.model_validate(xcom_record(self.resource_overrides)) if self.resource_overrides else None
         placement = placement_for(load_catalog(settings).algorithm(run.algorithm), self.team_entry, overrides)
         job = training_job(run, self._snapshot_ref().dataset_hash)
         return render_trainer_pod(job, run.image, settings.store, placement)
@@ -126,12 +121,12 @@ class TrainerPodOperator(KubernetesPodOperator):
     def _snapshot_ref(self):
         from steps.data.snapshot import SnapshotRef
 
-        return SnapshotRef.model_validate(_record(self.snapshot))
+        return SnapshotRef.model_validate(xcom_record(self.snapshot))
 
     def _retries(self) -> int:
         from steps.lifecycle.plan import RunPlan
 
-        return RunPlan.model_validate(_record(self.plan)).retries
+        return RunPlan.model_validate(xcom_record(self.plan)).retries
 
     def execute(self, context: Any) -> dict:
         with retrying_only_what_can_succeed(self._retries(), context), recording_failure(self.task_id, context):
@@ -152,7 +147,7 @@ class TrainerPodOperator(KubernetesPodOperator):
         settings = load_settings()
         result = finish_training(  # checks the dataset the trainer saw, draws the learning curve
             open_artifact_store(settings),
-            RunPlan.model_validate(_record(self.plan)),
+            RunPlan.model_validate(xcom_record(self.plan)),
             self._snapshot_ref().dataset_hash,
             TrainerResult.model_validate(xcom),
             objective=settings.primary_metric,

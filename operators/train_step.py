@@ -16,6 +16,8 @@ def train_step(plan, snapshot, validation, *, algorithm: str | None = None):
         return TrainerPodOperator(
             plan=plan, snapshot=snapshot, validation=validation, retries=retries, retry_delay=retry_delay
         ).output
-    from operators.pipeline_tasks import train_task
+    from operators.train_operator import TrainOperator
 
-    return train_task.override(retries=retries, retry_delay=retry_delay)(plan, snapshot, validation)
+    return TrainOperator(
+        plan=plan, snapshot=snapshot, validation=validation, retries=retries, retry_delay=retry_delay
+    ).output

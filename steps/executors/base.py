@@ -19,6 +19,13 @@ class TrainerFailed(RuntimeError):
         self.failure_kind = failure_kind
 
 
+class TrainerStopped(TrainerFailed):
+    """The trainer was stopped on purpose because its task was killed; not the trainer's fault."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, failure_kind="stopped")
+
+
 class TrainerExecutor(Protocol):
     kind: str
 
