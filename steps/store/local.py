@@ -25,6 +25,7 @@ from steps.store.errors import CorruptContent, IntegrityError, ObjectExists, Obj
 from steps.store.keys import validate_key
 
 _OBJECTS_DIR = ".objects"
+_PUBLISH_ATTEMPTS = 3
 
 
 class LocalStore:
@@ -109,8 +110,19 @@ class LocalStore:
 
     def _publish(self, key: str, sha256: str, size: int, if_absent: bool) -> StoredObject:
         dest = self._path(key)
-        dest.parent.mkdir(parents=True, exist_ok=True)
         target = os.path.relpath(self.root / _OBJECTS_DIR / sha256, dest.parent)
+        for attempt in range(_PUBLISH_ATTEMPTS):
+            try:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                self._link(dest, target, key, if_absent)
+                return StoredObject(key, sha256, size)
+            except FileNotFoundError:  # a delete pruned the emptied directory between mkdir and link
+                if attempt == _PUBLISH_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _link(dest: Path, target: str, key: str, if_absent: bool) -> None:
         if if_absent:
             try:
                 os.symlink(target, dest)  # atomic create-only
@@ -120,7 +132,6 @@ class LocalStore:
             tmp_link = dest.parent / f".tmp-link-{os.getpid()}-{os.urandom(4).hex()}"
             os.symlink(target, tmp_link)
             os.replace(tmp_link, dest)  # atomic overwrite
-        return StoredObject(key, sha256, size)
 
     def put_file(self, key: str, path: Path, *, if_absent: bool = False) -> StoredObject:
         if if_absent and os.path.lexists(self._path(key)):
@@ -204,8 +215,18 @@ class LocalStore:
         return iter(sorted(keys))
 
     def delete(self, key: str) -> None:
-        # Content under .objects may be shared by other keys; only the key goes.
+        # Content under .objects may be shared by other keys; only the key goes, and the directories
+        # it leaves empty (a removed scratch run leaves no empty tree behind).
+        path = self._path(key)
         try:
-            os.unlink(self._path(key))
+            os.unlink(path)
         except FileNotFoundError:
-            pass
+            return
+        area = self.root / key.split("/", 1)[0]
+        parent = path.parent
+        while parent != area and parent.is_relative_to(area):
+            try:
+                parent.rmdir()
+            except OSError:  # not empty (or already gone): stop pruning
+                return
+            parent = parent.parent
