@@ -21,7 +21,11 @@ cd "$ROOT"
 # This sandbox cannot raise rlimits and crun fails on its cgroup layout (images/containers.conf).
 export CONTAINERS_CONF=${CONTAINERS_CONF:-$ROOT/images/containers.conf}
 PYTHON=${PYTHON:-$ROOT/.venv/bin/python}
-export TRAINYARD_HOME=${TRAINYARD_HOME:-$ROOT/.trainyard}
+# The same embedded state the CLI uses (one default, in steps/store/settings.py).
+if [ -z "${TRAINYARD_HOME:-}" ] && [ -x "$PYTHON" ]; then
+    TRAINYARD_HOME=$("$PYTHON" -c 'from steps.store.settings import trainyard_home; print(trainyard_home())')
+fi
+export TRAINYARD_HOME=${TRAINYARD_HOME:-$HOME/.local/share/trainyard}
 
 ALGORITHMS=(digits-cnn intent-classification)
 IMAGE_NAMESPACE=trainyard

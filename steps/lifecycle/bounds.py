@@ -1,0 +1,13 @@
+"""Run parameter bounds and defaults, shared by the DAG's Params form (operators/params.py), the run
+request (steps/lifecycle/plan.py) and the CLI's --help; import-free so `trainyard --help` stays instant."""
+from __future__ import annotations
+
+from typing import Any
+
+BOUNDS: dict[str, dict[str, Any]] = {
+    "epochs": {"minimum": 1, "maximum": 200},
+    "learning_rate": {"exclusiveMinimum": 0, "maximum": 10},
+    "batch_size": {"minimum": 1, "maximum": 4096},
+    "seed": {"minimum": 0, "maximum": 2**31 - 1},
+}
+DEFAULT_SEED = 42
