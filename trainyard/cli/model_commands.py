@@ -21,7 +21,8 @@ def cmd_reproduce(args) -> int:
     else:  # a digest-pinned trainer: run that image locally, even where training runs on Kubernetes
         kind = "container"
     executor = make_executor(kind, container_runtime=settings.container_runtime)
-    print(f"verified {manifest.model_name}@{manifest.version} against its manifest; retraining ...", flush=True)
+    print(f"reproducing {manifest.model_name}@{manifest.version}: verifying its files and snapshot against the "
+          "manifest, then retraining on CPU ...", flush=True)
     report, _ = reproduce_model(manifest, executor, settings.store, keep_run=args.keep_run)
     print(report.summary())
     return EXIT_OK if report.weights_match else EXIT_NOT_REPRODUCED
@@ -44,6 +45,8 @@ def cmd_lineage(args) -> int:
         elif report.ok:
             print(f"  integrity         : verified {report.objects_checked} objects (model files and snapshot) "
                   "against the manifest")
+        else:
+            print(f"  integrity         : CORRUPT ({len(report.corrupt)} objects, listed on stderr)")
     if report is not None and not report.ok:
         print("\n".join(report.lines()), file=sys.stderr)
         return EXIT_CORRUPT

@@ -89,10 +89,15 @@ def report_run(run, log_path) -> int:
     print(f"wall time: DAG {run.wall_time_s:.1f}s, trainer {trainer_wall:.1f}s")
     print(f"full log: {log_path}")
     prog = _invoked_as()
+    next_commands = {
+        f"{prog} models": "every model, its versions and champion, files re-hashed",
+        f"{prog} lineage {ref} --verify": "its data, trainer, run and metrics; files checked",
+        f"{prog} reproduce {ref}": "retrain from the manifest and compare weights",
+    }
+    width = max(map(len, next_commands))
     print("\nnext:")
-    print(f"  {prog} models                        # every model, its versions and champion, re-hashed")
-    print(f"  {prog} lineage {ref} --verify   # data, trainer, run, metrics; files checked")
-    print(f"  {prog} reproduce {ref}          # retrain from the manifest, compare weights")
+    for command, what in next_commands.items():
+        print(f"  {command:{width}}  # {what}")
     return EXIT_OK
 
 
