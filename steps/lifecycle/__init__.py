@@ -1,2 +1,2 @@
 """The model lifecycle: plan, train, evaluate, register, and the registry's read side (manifests, aliases),
-replay, reproduce, lineage. May import every other steps package; nothing below imports it."""
+replay, reproduce, lineage, verify. May import every other steps package; nothing below imports it."""
