@@ -8,8 +8,9 @@
 #
 # --registry defaults to $TRAINYARD_REGISTRY, else 127.0.0.1:5000 (config/algorithms.yaml);
 # a registry that does not answer there is started for the build (storage under
-# $TRAINYARD_HOME/registry) and stopped again afterwards. The store comes from the usual
-# TRAINYARD_STORE* env (steps/store/factory.py).
+# .trainyard/registry in this checkout, where scripts/kubernetes/ serves the cluster's images
+# from) and stopped again afterwards. The store comes from the usual TRAINYARD_STORE* env
+# (steps/store/factory.py), under the same $TRAINYARD_HOME the CLI uses.
 #
 # Cache: every image is tagged inputs-<hash of what it is built from>. An image whose tag
 # already exists is not rebuilt, so a second run on the same machine only pushes/registers.
@@ -193,7 +194,7 @@ ensure_registry() {
         127.0.0.1:* | localhost:*) ;;
         *) die "registry $registry does not answer on http://$registry/v2/" ;;
     esac
-    STARTED_REGISTRY_DIR=$TRAINYARD_HOME/registry
+    STARTED_REGISTRY_DIR=$ROOT/.trainyard/registry
     bash scripts/registry.sh start "${registry##*:}" "$STARTED_REGISTRY_DIR" >&2
 }
 
