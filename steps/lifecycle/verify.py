@@ -22,6 +22,7 @@ from steps.lifecycle.model_registry import (
     ModelNotFound,
     list_models,
     load_manifest,
+    no_such_model,
     read_alias,
     registered_versions,
     version_key,
@@ -114,7 +115,7 @@ def model_pins(store: ArtifactStore, model: str, version: int, *, with_dataset: 
     try:
         manifest = load_manifest(store, model, version)
     except (StoreError, ValueError):  # corrupt or malformed: check every file the version holds
-        keys = [k for k in store.list_keys(f"{versions_prefix(model)}{version}/")]
+        keys = list(store.list_keys(f"{versions_prefix(model)}{version}/"))
         return [Pin(manifest_key, None, label)] + [Pin(k, None, label) for k in keys if k != manifest_key]
     pins = [Pin(manifest_key, None, label)]
     pins += [Pin(version_key(model, version, f.name), f.sha256, f"{label} {f.name}") for f in manifest.files]
@@ -186,8 +187,7 @@ def verify_model(store: ArtifactStore, model: str, version: int | None = None) -
     """One version, or every registered version of `model`, with the snapshots they were trained on."""
     versions = registered_versions(store, model)
     if not versions:
-        known = list_models(store)
-        raise ModelNotFound(f"no such model {model!r}; registered models: {', '.join(known) or 'none'}")
+        raise no_such_model(store, model)
     if version is not None and version not in versions:
         raise ModelNotFound(f"model {model!r} has no version {version}; registered versions: {versions}")
     chosen = [version] if version is not None else versions
