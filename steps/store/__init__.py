@@ -4,6 +4,7 @@ from steps.store.base import ArtifactStore, StoredObject
 from steps.store.errors import (
     CorruptContent,
     IntegrityError,
+    ObjectChanged,
     ObjectExists,
     ObjectNotFound,
     StoreAuthError,
@@ -19,6 +20,7 @@ __all__ = [
     "ArtifactStore",
     "CorruptContent",
     "IntegrityError",
+    "ObjectChanged",
     "ObjectExists",
     "ObjectNotFound",
     "StoreAuthError",

@@ -14,6 +14,8 @@ sanctioned rewrite is `restore_content`, with bytes proven to hash to the record
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import tempfile
 from collections.abc import Iterator
@@ -21,10 +23,11 @@ from pathlib import Path
 
 from steps.hashing import CHUNK_BYTES, sha256_bytes, streaming_sha256
 from steps.store.base import StoredObject
-from steps.store.errors import CorruptContent, IntegrityError, ObjectExists, ObjectNotFound
+from steps.store.errors import CorruptContent, IntegrityError, ObjectChanged, ObjectExists, ObjectNotFound
 from steps.store.keys import validate_key
 
 _OBJECTS_DIR = ".objects"
+_LOCKS_DIR = ".locks"
 _PUBLISH_ATTEMPTS = 3
 
 
@@ -144,6 +147,33 @@ class LocalStore:
             raise ObjectExists(f"{key} already exists; it is never overwritten")
         sha256, size = self._ingest(key, data=data)
         return self._publish(key, sha256, size, if_absent)
+
+    def compare_and_swap(self, key: str, data: bytes, *, expected_sha256: str | None) -> StoredObject:
+        self._path(key)  # validates the key before anything is written
+        sha256, size = self._ingest(key, data=data)  # content first, outside the lock
+        with self._key_lock(key):
+            current = self.stat(key)
+            if (current.sha256 if current else None) != expected_sha256:
+                held = f"sha256 {current.sha256[:12]}" if current else "nothing"
+                wanted = f"sha256 {expected_sha256[:12]}" if expected_sha256 else "nothing"
+                raise ObjectChanged(f"{key} changed since it was read: it holds {held}, expected {wanted}")
+            try:
+                # Absent: create-only, so even a plain if_absent writer cannot be clobbered.
+                return self._publish(key, sha256, size, if_absent=expected_sha256 is None)
+            except ObjectExists:
+                raise ObjectChanged(f"{key} changed since it was read: it was created by another writer") from None
+
+    @contextlib.contextmanager
+    def _key_lock(self, key: str) -> Iterator[None]:
+        """An exclusive lock on one key, across processes (flock on a file named by the key's hash)."""
+        locks = self.root / _LOCKS_DIR
+        locks.mkdir(parents=True, exist_ok=True)
+        with open(locks / sha256_bytes(key.encode()), "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     # -- reads -------------------------------------------------------------
     def stat(self, key: str) -> StoredObject | None:

@@ -82,6 +82,8 @@ def report_run(run, log_path) -> int:
     ref = f"{registered.model_name}@{registered.version}"
     print(f"\nDAG {run.dag_id} run {run.run_id}: {run.state} in {run.wall_time_s:.1f}s")
     print(f"registered model {ref} (champion: {registered.champion})")
+    if not registered.champion:
+        print(f"not champion: {registered.champion_reason}")
     print(f"metrics accuracy={m.accuracy:.4f} macro_f1={m.macro_f1:.4f} loss={m.loss:.4f} on {m.n_examples} test examples")
     print(f"evaluation: {manifest.evaluation.reason}")
     print(f"manifest {registered.store_location}/{registered.manifest_key}")
