@@ -41,9 +41,15 @@ def test_trainyard_reproduce_retrains_a_registered_model_and_reports_the_match(a
     assert LocalStore(store_root).get_bytes("models/intents-intent-classification/versions/1/weights.safetensors")
 
 
-def test_reproduce_of_an_unknown_version_names_it(store_root):
+def test_reproduce_of_an_unknown_version_names_it(local_store):
+    from tests.test_register import register, trainer_outputs
+
+    out = run_cli("reproduce", "digits-digits-cnn@9")  # nothing registered yet
+    assert out.returncode == 2 and "no such model 'digits-digits-cnn'" in out.stderr, out.stderr
+    plan = make_plan("known-9")
+    register(local_store, plan, snapshot_of(local_store), trainer_outputs(local_store, plan, b"w"))
     out = run_cli("reproduce", "digits-digits-cnn@9")
-    assert out.returncode == 2 and "no version 9" in out.stderr
+    assert out.returncode == 2 and "has no version 9; registered versions: [1]" in out.stderr, out.stderr
 
 
 def test_trainyard_reproduce_exits_3_and_says_so_when_the_weights_differ(store_root, local_store):
