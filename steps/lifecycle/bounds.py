@@ -1,5 +1,6 @@
-"""Run parameter bounds and defaults, shared by the DAG's Params form (operators/params.py), the run
-request (steps/lifecycle/plan.py) and the CLI's --help; import-free so `trainyard --help` stays instant."""
+"""Run parameter bounds and defaults, shared by the DAGs' Params (operators/params.py renders these),
+the plan's RunRequest and the CLI's --help. A module of its own, import-free, so the CLI can read them
+without importing the plan and `trainyard --help` stays instant."""
 from __future__ import annotations
 
 from typing import Any

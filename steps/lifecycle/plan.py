@@ -102,18 +102,25 @@ def run_key_for(dag_id: str, run_id: str) -> str:
     return f"{safe}-{digest}"
 
 
-def check_request(request: RunRequest, catalog: Catalog) -> tuple[DatasetEntry, AlgorithmEntry, str, dict[str, Any]]:
-    """Everything about a request that can be refused from the catalog alone (no Airflow, no I/O
-    beyond the catalog files): names, schema fit, model name, and the hyperparameters it will run
-    with (the registry's defaults, overridden by what the request sets) within BOUNDS."""
-    dataset = catalog.dataset(request.dataset)
-    algorithm = catalog.algorithm(request.algorithm)
+def catalog_pair(catalog: Catalog, dataset_name: str, algorithm_name: str) -> tuple[DatasetEntry, AlgorithmEntry]:
+    """The catalog entries a request names; unknown names and a schema mismatch are refused in the
+    same words wherever a request is checked (the plan task, `trainyard run`, `trainyard submit`)."""
+    dataset = catalog.dataset(dataset_name)
+    algorithm = catalog.algorithm(algorithm_name)
     if algorithm.schema_name != dataset.schema_name:
         fits = sorted(a.name for a in catalog.algorithms.values() if a.schema_name == dataset.schema_name)
         raise BadRequest(
             f"algorithm {algorithm.name!r} trains on {algorithm.schema_name!r} data, but dataset "
             f"{dataset.name!r} has schema {dataset.schema_name!r}; algorithms for it: {', '.join(fits) or 'none'}"
         )
+    return dataset, algorithm
+
+
+def check_request(request: RunRequest, catalog: Catalog) -> tuple[DatasetEntry, AlgorithmEntry, str, dict[str, Any]]:
+    """Everything about a request that can be refused from the catalog alone (no Airflow, no I/O
+    beyond the catalog files): names, schema fit, model name, and the hyperparameters it will run
+    with (the registry's defaults, overridden by what the request sets) within BOUNDS."""
+    dataset, algorithm = catalog_pair(catalog, request.dataset, request.algorithm)
     model_name = validate_name("model", request.model_name or f"{request.dataset}-{request.algorithm}")
     hyperparameters = {**algorithm.defaults}
     hyperparameters.update({k: getattr(request, k) for k in TUNABLE if getattr(request, k) is not None})

@@ -73,12 +73,13 @@ def run_command(command: Callable[..., int], args) -> int:
     except KeyboardInterrupt:
         print("trainyard: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    # An error may carry its own exit code (the REST client's, trainyard/client/errors.py).
     except IntegrityError as exc:
-        return fail(one_line(exc), EXIT_CORRUPT)
+        return fail(one_line(exc), getattr(exc, "exit_code", EXIT_CORRUPT))
     except (ValueError, LookupError, StoreError) as exc:
-        return fail(one_line(exc), EXIT_BAD_REQUEST)
+        return fail(one_line(exc), getattr(exc, "exit_code", EXIT_BAD_REQUEST))
     except RuntimeError as exc:  # a trainer or Airflow's own set-up failed while running
-        return fail(one_line(exc), EXIT_RUN_FAILED)
+        return fail(one_line(exc), getattr(exc, "exit_code", EXIT_RUN_FAILED))
     except OSError as exc:  # the filesystem refused something: say what and where
         where = f": {exc.filename}" if exc.filename else ""
         return fail(f"{exc.strerror or exc}{where}", EXIT_BAD_REQUEST)
