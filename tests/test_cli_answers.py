@@ -144,3 +144,10 @@ def test_every_help_option_says_what_it_is_its_default_and_its_range(command, ac
 def test_help_explains_how_models_are_named():
     for command in ("run", "lineage", "models", "reproduce"):
         assert "<dataset>-<algorithm>" in run_cli(command, "--help").stdout
+
+
+@pytest.mark.parametrize("args", [["runs", "--limit", "0"], ["status", "r1", "--poll-s", "-1"]])
+def test_a_count_or_interval_below_its_help_range_is_refused_before_any_network(args):
+    out = run_cli(*args, "--airflow", "http://127.0.0.1:9")
+    assert out.returncode == EXIT_BAD_REQUEST and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines()[-1].endswith("must be > 0, got " + args[-1]), out.stderr
