@@ -4,7 +4,8 @@ PYTHON ?= python3.11
 UV_VERSION := 0.13.8
 VENV := .venv
 BIN := $(VENV)/bin
-export TRAINYARD_HOME ?= $(CURDIR)/.trainyard
+# Embedded state lives where the CLI puts it ($TRAINYARD_HOME, default ~/.local/share/trainyard), so
+# a plain `trainyard models` after `make demo` sees the demo's model; set TRAINYARD_HOME to move both.
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
 .PHONY: venv lint demo test test-fast test-containers test-compose test-kubernetes k8s-build k8s-up k8s-down up images bench clean
@@ -86,5 +87,6 @@ bench: venv services
 	$(BIN)/python bench/checkpoint_overhead.py
 	$(BIN)/python bench/client_refusal.py
 
+# Removes build caches only: models and snapshots under $TRAINYARD_HOME are the user's.
 clean:
-	rm -rf .trainyard
+	rm -rf .mypy_cache .ruff_cache tests/artifacts bench/results

@@ -13,4 +13,4 @@ def test_tensorboard_names_what_it_cannot_find_without_a_traceback(store_root):
     )
     unknown = run_cli("tensorboard", "digits-digits-cnn@3", "no-such-run")
     assert unknown.returncode == 2 and "Traceback" not in unknown.stderr
-    assert unknown.stderr.startswith("trainyard: error: model 'digits-digits-cnn' has no version 3")
+    assert unknown.stderr.startswith("trainyard: error: no such model 'digits-digits-cnn'; registered models: none")

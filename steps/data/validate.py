@@ -30,6 +30,7 @@ from steps.data.validation_report import ComputedCheck, ValidationReport, failur
 #: never the full list of unexpected rows (a million-row dataset would copy itself).
 RESULT_FORMAT = "SUMMARY"
 INT_REGEX = f"^{INT_PATTERN}$"
+BLANK_REGEX = r"^\s+$"
 LABEL_IDS_PARAM = "label_ids"
 
 
@@ -99,6 +100,8 @@ def _suites_for(schema: DatasetSchema) -> _Suites:
             structure.add_expectation(E.ExpectColumnValuesToMatchRegex(column=spec.name, regex=INT_REGEX))
         else:
             structure.add_expectation(E.ExpectColumnValuesToBeOfType(column=spec.name, type_="str"))
+            # An empty cell is null (refused above); whitespace alone says no more than empty.
+            structure.add_expectation(E.ExpectColumnValuesToNotMatchRegex(column=spec.name, regex=BLANK_REGEX))
     structure.add_expectation(E.ExpectColumnValuesToBeUnique(column=schema.id_column))
 
     values = gx.ExpectationSuite(name=f"{schema.name}.values")

@@ -1,5 +1,6 @@
-"""Run parameter bounds, shared by the DAGs' Params (operators/params.py renders these), the plan's
-RunRequest and the CLI's --help. A module of its own so the CLI can read them without importing the plan."""
+"""Run parameter bounds and defaults, shared by the DAGs' Params (operators/params.py renders these),
+the plan's RunRequest and the CLI's --help. A module of its own, import-free, so the CLI can read them
+without importing the plan and `trainyard --help` stays instant."""
 from __future__ import annotations
 
 from typing import Any
@@ -13,3 +14,4 @@ BOUNDS: dict[str, dict[str, Any]] = {
     "checkpoint_every": {"minimum": 0, "maximum": 200},
     "stall_timeout_s": {"minimum": 0, "maximum": 7 * 24 * 3600},
 }
+DEFAULT_SEED = 42
