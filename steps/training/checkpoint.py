@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import pickle
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -101,7 +102,12 @@ class CheckpointStore:
 
         epoch = state.epochs_completed
         local = self.scratch / f"checkpoint-{epoch:04d}.pt"
-        torch.save(state.to_payload(), local)
+        payload = state.to_payload()
+        # A retry re-saves bit-identical state for the epochs after the checkpoint it resumed from, and one
+        # of those may be the corrupt checkpoint it skipped: a content-addressed store never rewrites corrupt
+        # content (it reports it), so each save carries its time and is content of its own.
+        payload["saved_at_unix_ns"] = time.time_ns()
+        torch.save(payload, local)
         return PendingCheckpoint(epoch=epoch, local=local, history=list(state.history))
 
     def publish(self, pending: PendingCheckpoint) -> str:
