@@ -40,4 +40,13 @@ def training_params() -> dict[str, Param]:
         ),
         "batch_size": Param(32, type="integer", title="Batch size", description="Examples per step.", **BOUNDS["batch_size"]),
         "seed": Param(42, type="integer", title="Seed", description="Seeds torch, numpy, random and data order.", **BOUNDS["seed"]),
+        "force": force_param(),
     }
+
+
+def force_param() -> Param:
+    return Param(
+        False, type="boolean", title="Force retraining",
+        description="Train even when a registered version was already trained with this exact trainer, data, "
+        "hyperparameters and seeds (otherwise the run reuses that version and trains nothing).",
+    )

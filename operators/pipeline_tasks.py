@@ -99,17 +99,22 @@ def validate_task(plan: XComRecord, snapshot: XComRecord) -> dict:
     run = RunPlan.model_validate(plan)
     ref = SnapshotRef.model_validate(snapshot)
     summary = validate_snapshot(open_artifact_store(load_settings()), run.dataset, ref.dataset_hash, run.schema_name, run.run_key)
+    if summary.reused_from:
+        print(f"validation of {run.dataset}@{ref.dataset_hash[:12]} reused from run {summary.reused_from} "
+              f"(suite {summary.suite_sha256 and summary.suite_sha256[:12]}, Great Expectations {summary.gx_version})")
     return summary.model_dump(mode="json")
 
 
 @task(task_id="train", multiple_outputs=False)
 @records_failure("train")
-def train_task(plan: XComRecord, snapshot: XComRecord, validation: XComRecord) -> dict:
+def train_task(plan: XComRecord, snapshot: XComRecord, validation: XComRecord, **context: Any) -> dict:
     from operators.context import executor_for, load_settings
+    from operators.training_reuse import skip_if_already_trained
     from steps.data.snapshot import SnapshotRef
     from steps.lifecycle.plan import RunPlan
     from steps.lifecycle.train import run_training
 
+    skip_if_already_trained(plan, snapshot, context)
     settings = load_settings()
     run = RunPlan.model_validate(plan)
     dataset_hash = SnapshotRef.model_validate(snapshot).dataset_hash
@@ -176,6 +181,7 @@ def register_task(plan: XComRecord, snapshot: XComRecord, validation: XComRecord
         EvaluationRecord.model_validate(evaluation),
         replay=ReplayRecord(mode=run.replay, reproduced_from=run.replay_of) if run.replay_of else None,
         historical=run.historical,
+        validation=validated,
     )
     print(
         f"registered {registered.model_name}@{registered.version} "

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from steps.project_root import PROJECT_ROOT
@@ -62,6 +62,7 @@ class LocalRun:
     wall_time_s: float
     failed_tasks: list[str]
     upstream_failed_tasks: list[str]
+    skipped_tasks: list[str] = field(default_factory=list)
 
 
 def run_dag(dag_id: str, conf: dict, logical_date=None) -> LocalRun:
@@ -76,4 +77,5 @@ def run_dag(dag_id: str, conf: dict, logical_date=None) -> LocalRun:
     states = {ti.task_id: str(ti.state).split(".")[-1].lower() for ti in dagrun.get_task_instances()}
     failed = sorted(t for t, s in states.items() if s == "failed")
     upstream_failed = sorted(t for t, s in states.items() if s == "upstream_failed")
-    return LocalRun(dag_id, dagrun.run_id, str(dagrun.state).split(".")[-1].lower(), wall, failed, upstream_failed)
+    skipped = sorted(t for t, s in states.items() if s == "skipped")
+    return LocalRun(dag_id, dagrun.run_id, str(dagrun.state).split(".")[-1].lower(), wall, failed, upstream_failed, skipped)

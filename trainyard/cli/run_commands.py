@@ -15,6 +15,7 @@ def cmd_run(args) -> int:
     conf = {k: v for k, v in {
         "dataset": args.dataset, "algorithm": args.algorithm, "model_name": args.model_name,
         "epochs": args.epochs, "learning_rate": args.learning_rate, "batch_size": args.batch_size, "seed": args.seed,
+        "force": args.force or None,
     }.items() if v is not None}
     configure_airflow_env()
     from operators.params import training_params
@@ -40,13 +41,21 @@ def report_run(run) -> int:
     registered = RegisteredVersion.model_validate_json(store.get_bytes(layout.registered))
     manifest = load_manifest(store, registered.model_name, registered.version)
     m = manifest.metrics
-    trainer_wall = json.loads(store.get_bytes(layout.train.result))["wall_time_s"]
-    print(f"registered model {registered.model_name}@{registered.version} (champion: {registered.champion})")
+    if registered.reused:
+        print(f"reused model {registered.model_name}@{registered.version} (champion: {registered.champion}): it was "
+              f"trained with this run's training identity {registered.training_identity_sha256}; nothing was "
+              "trained (--force trains anyway)")
+    else:
+        print(f"registered model {registered.model_name}@{registered.version} (champion: {registered.champion})")
     print(f"metrics accuracy={m.accuracy:.4f} macro_f1={m.macro_f1:.4f} loss={m.loss:.4f} on {m.n_examples} test examples")
     print(f"evaluation: {manifest.evaluation.reason}")
     print(f"manifest {registered.store_location}/{registered.manifest_key}")
     print(f"weights_sha256 {manifest.weights_sha256}")
-    print(f"wall time: DAG {run.wall_time_s:.1f}s, trainer {trainer_wall:.1f}s")
+    if registered.reused:
+        print(f"wall time: DAG {run.wall_time_s:.1f}s, trainer not run")
+    else:
+        trainer_wall = json.loads(store.get_bytes(layout.train.result))["wall_time_s"]
+        print(f"wall time: DAG {run.wall_time_s:.1f}s, trainer {trainer_wall:.1f}s")
     return 0
 
 
@@ -54,6 +63,7 @@ def cmd_demo(args) -> int:
     args.dataset, args.algorithm = "digits", "digits-cnn"
     for name in ("model_name", "epochs", "learning_rate", "batch_size", "seed"):
         setattr(args, name, None)
+    args.force = False
     return cmd_run(args)
 
 
@@ -66,6 +76,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--learning-rate", type=float)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--seed", type=int)
+    p.add_argument("--force", action="store_true",
+                   help="train even when a registered version was already trained with this exact trainer, data, "
+                        "hyperparameters and seeds (default: reuse that version and train nothing)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("demo", help="run training_pipeline on the digits demo with embedded defaults")
