@@ -92,10 +92,12 @@ def snapshot_task(plan: XComRecord) -> dict:
 @records_failure("validate")
 def validate_task(plan: XComRecord, snapshot: XComRecord) -> dict:
     from operators.context import load_settings, open_artifact_store
+    from operators.training_reuse import warm_up_trainer_if_it_will_run
     from steps.data.snapshot import SnapshotRef
     from steps.data.validation_run import validate_snapshot
     from steps.lifecycle.plan import RunPlan
 
+    warm_up_trainer_if_it_will_run(plan, snapshot)
     run = RunPlan.model_validate(plan)
     ref = SnapshotRef.model_validate(snapshot)
     summary = validate_snapshot(open_artifact_store(load_settings()), run.dataset, ref.dataset_hash, run.schema_name, run.run_key)

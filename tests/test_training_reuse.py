@@ -129,3 +129,25 @@ def test_a_version_registered_before_identities_were_recorded_is_found_and_index
 
     assert found is not None and found.version == 1
     assert list(local_store.list_keys(identities_prefix("digits-digits-cnn")))  # indexed for next time
+
+
+def test_the_preview_of_a_run_says_whether_it_will_validate_and_train(local_store, tmp_path):
+    from steps.data.schemas import get_schema
+    from steps.data.validation_cache import record_validation, validation_key
+    from steps.lifecycle.run_preview import preview_run
+
+    plan = make_plan("preview")
+    fresh = preview_run(local_store, plan)
+    assert fresh.will_validate and fresh.will_train
+
+    snapshot = snapshot_of(local_store)
+    assert fresh.dataset_hash == snapshot.dataset_hash  # hashed as the snapshot step hashes
+    first = make_plan("first")
+    register(local_store, first, snapshot, trainer_outputs(local_store, first, b"weights-1"))
+    record_validation(local_store, validation_key("digits", snapshot.dataset_hash, get_schema("digits")),
+                      success=True, checks_evaluated=201, checks_failed=0,
+                      report_key=first.layout.validation_report, run_key=first.run_key)
+
+    again = preview_run(local_store, plan)
+    assert not again.will_validate and not again.will_train
+    assert preview_run(local_store, plan.model_copy(update={"force": True})).will_train

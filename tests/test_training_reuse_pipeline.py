@@ -87,6 +87,8 @@ def test_cli_run_of_the_same_request_reuses_its_version_and_force_trains_identic
     forced = run_cli(*request, "--force")
     assert forced.returncode == 0, forced.stderr[-2000:]
     assert "registered model intents-intent-classification@2" in forced.stdout
+    # The CLI trains in a warm interpreter (steps/warm/interpreter.py); v1 trained in a new process.
+    assert "running trainer intent-classification in a warm interpreter" in forced.stdout + forced.stderr
     store = LocalStore(store_root)
     v1, v2 = (load_manifest(store, "intents-intent-classification", v) for v in (1, 2))
     assert v2.weights_sha256 == v1.weights_sha256  # same identity, same weights, a new version

@@ -58,13 +58,18 @@ def validate_snapshot(
 
 
 def _run_suite(store: ArtifactStore, dataset: str, dataset_hash: str, schema_name: str) -> ValidationReport:
-    # Imported here: the module pulls in pandas, and a reused result needs neither it nor GX.
     from steps.data.snapshot import load_snapshot, materialize_snapshot
-    from steps.data.validate import validate_dataset_dir
+    from steps.data.validation_process import warm_validator
 
     snapshot = load_snapshot(store, dataset, dataset_hash)
     with tempfile.TemporaryDirectory(prefix="trainyard-validate-") as tmp:
         data_dir = materialize_snapshot(store, snapshot, Path(tmp) / dataset)
+        in_warm_interpreter = warm_validator()
+        if in_warm_interpreter is not None:
+            return in_warm_interpreter(data_dir, schema_name, dataset)
+        # Imported here: the module pulls in pandas, and a reused result needs neither it nor GX.
+        from steps.data.validate import validate_dataset_dir
+
         return validate_dataset_dir(data_dir, schema_name, dataset=dataset)
 
 

@@ -63,14 +63,14 @@ def index_identity(store: ArtifactStore, manifest: ModelManifest) -> str:
     return identity_sha256
 
 
-def _indexed(store: ArtifactStore, model: str) -> dict[int, str]:
-    """version -> identity sha256, from the pointers' names alone."""
-    found = {}
+def _pointers(store: ArtifactStore, model: str) -> list[tuple[str, int]]:
+    """(identity sha256, version) of every pointer, from the keys' names alone."""
+    found = []
     prefix = identities_prefix(model)
     for key in store.list_keys(prefix):
         parts = key[len(prefix):].split("/")
         if len(parts) == 2 and parts[1].endswith(".json") and parts[1][:-5].isdigit():
-            found[int(parts[1][:-5])] = parts[0]
+            found.append((parts[0], int(parts[1][:-5])))
     return found
 
 
@@ -94,11 +94,12 @@ def _confirmed(store: ArtifactStore, model: str, version: int, identity_sha256: 
 def version_with_identity(store: ArtifactStore, model: str, identity: TrainingIdentity) -> ModelManifest | None:
     """The first registered version of `model` trained with exactly this identity, or None."""
     wanted = identity.sha256
-    indexed = _indexed(store, model)
+    pointers = _pointers(store, model)
+    indexed = {version for _, version in pointers}
     for version in registered_versions(store, model):
         if version not in indexed:  # registered before the index existed
-            indexed[version] = index_identity(store, load_manifest(store, model, version))
-    matches = sorted(version for version, sha in indexed.items() if sha == wanted)
+            pointers.append((index_identity(store, load_manifest(store, model, version)), version))
+    matches = sorted(version for sha, version in pointers if sha == wanted)
     return _confirmed(store, model, matches[0], wanted) if matches else None
 
 

@@ -10,7 +10,13 @@ from trainyard.cli.context import load_settings, open_configured_store
 
 def cmd_run(args) -> int:
     from steps.lifecycle.plan import parse_request
-    from trainyard.local_airflow import configure_airflow_env, run_dag
+    from trainyard.local_airflow import (
+        configure_airflow_env,
+        exit_now,
+        preview_training_run,
+        run_dag,
+        warm_interpreters,
+    )
 
     conf = {k: v for k, v in {
         "dataset": args.dataset, "algorithm": args.algorithm, "model_name": args.model_name,
@@ -21,9 +27,10 @@ def cmd_run(args) -> int:
     from operators.params import training_params
 
     defaults = {name: param.value for name, param in training_params().items() if param.value is not None}
-    parse_request({**defaults, **conf})  # same bounds as the form: fail before Airflow starts
-    run = run_dag("training_pipeline", conf)
-    return report_run(run)
+    request = parse_request({**defaults, **conf})  # same bounds as the form: fail before Airflow starts
+    with warm_interpreters(preview_training_run(request, load_settings())):
+        run = run_dag("training_pipeline", conf)
+    exit_now(report_run(run))
 
 
 def report_run(run) -> int:
