@@ -44,7 +44,8 @@ def test_a_warm_interpreter_runs_a_job_exactly_as_a_new_process_would(runner, tm
 
     script = tmp_path / "probe.py"
     script.write_text(PROBE)
-    env = job_env(tmp_path)
+    # Without PYTHONPATH, which the interpreter was started with: the job's environment replaces its own.
+    env = {name: value for name, value in job_env(tmp_path).items() if name != "PYTHONPATH"}
     cold = subprocess.run([sys.executable, str(script), "a", "b"], env=env, cwd=tmp_path, capture_output=True,
                           text=True, check=True)
     assert interpreter.prewarm("probe", sys.executable, PROJECT_ROOT, ["json", "tempfile"])
