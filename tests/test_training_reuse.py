@@ -151,3 +151,15 @@ def test_the_preview_of_a_run_says_whether_it_will_validate_and_train(local_stor
     again = preview_run(local_store, plan)
     assert not again.will_validate and not again.will_train
     assert preview_run(local_store, plan.model_copy(update={"force": True})).will_train
+
+
+def test_lineage_shows_the_training_identity_and_what_it_is_made_of(local_store, registered_v1):
+    from steps.lifecycle.lineage import lineage_lines
+
+    snapshot, plan, _ = registered_v1
+    identity = identity_for(plan, snapshot.dataset_hash)
+
+    text = "\n".join(lineage_lines(local_store, load_manifest(local_store, "digits-digits-cnn", 1)))
+
+    assert f"training identity : {identity.sha256}\n" in text  # recorded, not derived
+    assert identity.describe() in text and snapshot.dataset_hash[:12] in identity.describe()
