@@ -7,7 +7,7 @@ import pytest
 
 from tests.e2e.airflow_api import AirflowClient
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.minio]
 
 TRAINING_DAG = "training_pipeline"
 RUN_TIMEOUT_S = 900
