@@ -107,16 +107,13 @@ def validate_task(plan: XComRecord, snapshot: XComRecord) -> dict:
     return summary.model_dump(mode="json")
 
 
-@task(task_id="train", multiple_outputs=False)
-@records_failure("train")
-def train_task(plan: XComRecord, snapshot: XComRecord, validation: XComRecord, **context: Any) -> dict:
+def train(plan: dict, snapshot: dict) -> dict:
+    """The train step on the local executors; operators/train_operator.py runs it as the `train` task."""
     from operators.context import executor_for, load_settings
-    from operators.training_reuse import skip_if_already_trained
     from steps.data.snapshot import SnapshotRef
     from steps.lifecycle.plan import RunPlan
     from steps.lifecycle.train import run_training
 
-    skip_if_already_trained(plan, snapshot, context)
     settings = load_settings()
     run = RunPlan.model_validate(plan)
     dataset_hash = SnapshotRef.model_validate(snapshot).dataset_hash
