@@ -68,4 +68,13 @@ def training_params() -> dict[str, Param]:
             description=registry_default("batch_size", "Examples per step."), **BOUNDS["batch_size"],
         ),
         "seed": Param(DEFAULT_SEED, type="integer", title="Seed", description="Seeds torch, numpy, random and data order.", **BOUNDS["seed"]),
+        "force": force_param(),
     }
+
+
+def force_param() -> Param:
+    return Param(
+        False, type="boolean", title="Force retraining",
+        description="Train even when a registered version was already trained with this exact trainer, data, "
+        "hyperparameters and seeds (otherwise the run reuses that version and trains nothing).",
+    )
