@@ -10,10 +10,13 @@ export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
 .PHONY: venv lint demo test test-fast test-containers test-compose test-kubernetes k8s-build k8s-up k8s-down up images bench clean
 
+# --compile-bytecode: uv links packages in without .pyc files, and where PYTHONDONTWRITEBYTECODE is set
+# nothing ever writes them, so every process (CLI, task, trainer) would compile Airflow, Great
+# Expectations and torch from source on each start: seconds per process (docs/benchmarks.md).
 $(VENV)/.installed: requirements.lock pyproject.toml
 	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "uv==$(UV_VERSION)"
 	@test -x $(BIN)/python || uv venv --quiet --python $(PYTHON) $(VENV)
-	VIRTUAL_ENV=$(CURDIR)/$(VENV) uv pip sync --quiet requirements.lock
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) uv pip sync --quiet --compile-bytecode requirements.lock
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) uv pip install --quiet --no-deps -e .
 	@touch $@
 

@@ -78,4 +78,13 @@ def training_params() -> dict[str, Param]:
             description="Stop (and retry) a trainer that finishes no batch for this many seconds; 0 = never; "
             "empty = the algorithm registry's default.", **BOUNDS["stall_timeout_s"],
         ),
+        "force": force_param(),
     }
+
+
+def force_param() -> Param:
+    return Param(
+        False, type="boolean", title="Force retraining",
+        description="Train even when a registered version was already trained with this exact trainer, data, "
+        "hyperparameters and seeds (otherwise the run reuses that version and trains nothing).",
+    )

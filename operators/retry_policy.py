@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 
 def train_retries(algorithm: str | None = None) -> int:
@@ -50,7 +50,7 @@ def _try_number(context: Any) -> int | None:
 def retrying_only_what_can_succeed(retries: int, context: Any = None) -> Iterator[None]:
     try:
         yield
-    except AirflowFailException:
+    except (AirflowFailException, AirflowSkipException):  # already final: failed for good, or nothing to do
         raise
     except Exception as exc:
         from steps.lifecycle.run_failure import failure_kind, is_retryable, one_line

@@ -25,14 +25,16 @@ class TrainOperator(BaseOperator):
 
     def execute(self, context: Any) -> dict:
         from operators.pipeline_tasks import train
+        from operators.training_reuse import skip_if_already_trained
         from steps.lifecycle.plan import RunPlan
 
-        plan = xcom_record(self.plan)
+        plan, snapshot = xcom_record(self.plan), xcom_record(self.snapshot)
         # The run's own algorithm decides how many of the task's tries it may use (operators/retry_policy.py).
         with retrying_only_what_can_succeed(RunPlan.model_validate(plan).retries, context), recording_failure(
             self.task_id, context
         ):
-            return train(plan, xcom_record(self.snapshot))
+            skip_if_already_trained(plan, snapshot, context)  # a registered identity: nothing to train
+            return train(plan, snapshot)
 
     def on_kill(self) -> None:
         from steps.executors.trainer_process import stop_running_trainers

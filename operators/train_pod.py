@@ -129,7 +129,10 @@ class TrainerPodOperator(KubernetesPodOperator):
         return RunPlan.model_validate(xcom_record(self.plan)).retries
 
     def execute(self, context: Any) -> dict:
+        from operators.training_reuse import skip_if_already_trained
+
         with retrying_only_what_can_succeed(self._retries(), context), recording_failure(self.task_id, context):
+            skip_if_already_trained(xcom_record(self.plan), xcom_record(self.snapshot), context)  # before any pod exists
             return self._trainer_result(super().execute(context))
 
     def trigger_reentry(self, context: Any, event: dict[str, Any]) -> Any:

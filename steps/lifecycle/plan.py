@@ -45,6 +45,7 @@ class RunRequest(BaseModel):
     team: str = "default"
     promote: bool = True  # backfills set False: they never move the champion
     replay: Literal["none", "exact", "current-code"] = "none"
+    force: bool = False  # train even when a registered version already holds this training's result
 
 
 def parse_request(values: dict[str, Any]) -> RunRequest:
@@ -92,6 +93,7 @@ class RunPlan(BaseModel):
     replay_of: str | None = None
     expected_weights_sha256: str | None = None
     historical: bool = False
+    force: bool = False  # never reuse a registered version (steps/lifecycle/training_reuse.py)
 
     @property
     def layout(self) -> RunLayout:
@@ -203,4 +205,5 @@ def plan_run(
         promote=request.promote,
         replay=request.replay,
         executor=executor,
+        force=request.force,
     )

@@ -1,10 +1,13 @@
-"""The `train` step: render the plan into the trainer contract, run it on an executor, and draw the
-run's learning curve from what the trainer stored."""
+"""The `train` step: reuse the registered version that already holds this training's result, or
+render the plan into the trainer contract, run it on an executor, and draw the run's learning curve
+from what the trainer stored."""
 from __future__ import annotations
 
 from steps.data.snapshot import snapshot_key
 from steps.executors.base import TrainerExecutor
 from steps.lifecycle.plan import RunPlan
+from steps.lifecycle.register import RegisteredVersion, record_reuse
+from steps.lifecycle.training_reuse import reusable_version
 from steps.monitoring.learning_curve import store_learning_curve
 from steps.store import ArtifactStore, StoreSettings, open_store
 from steps.training.contract import TrainerResult, TrainingJob
@@ -54,3 +57,20 @@ def finish_training(
         store, plan.layout.train, title=f"{plan.model_name} — run {plan.run_key}", objective=objective, resumed=result.resumed
     )
     return result
+
+
+def reuse_earlier_training(store: ArtifactStore, plan: RunPlan, dataset_hash: str) -> RegisteredVersion | None:
+    """When a registered version already holds this training's result, record it as the run's result
+    and return it: the run trains, evaluates and registers nothing. None means: train."""
+    manifest = reusable_version(store, plan, dataset_hash)
+    if manifest is None:
+        return None
+    return record_reuse(store, plan, manifest)
+
+
+def reuse_message(reused: RegisteredVersion) -> str:
+    return (
+        f"reusing {reused.model_name}@{reused.version}: it was trained with this run's training identity "
+        f"{reused.training_identity_sha256} (same trainer, data, hyperparameters, seeds); skipping train, "
+        "evaluate and register (force=true trains anyway)"
+    )

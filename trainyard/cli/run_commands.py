@@ -50,17 +50,25 @@ def cmd_run(args) -> int:
         "dataset": args.dataset, "algorithm": args.algorithm, "model_name": args.model_name,
         "epochs": args.epochs, "learning_rate": args.learning_rate, "batch_size": args.batch_size, "seed": args.seed,
         "checkpoint_every": args.checkpoint_every, "stall_timeout_s": args.stall_timeout_s,
+        "force": args.force or None,
     }.items() if v is not None}
-    check_run_request(conf)  # before Airflow starts: the same words as the form, in well under a second
+    request = check_run_request(conf)  # before Airflow starts: the same words as the form, in well under a second
     from trainyard.cli.run_output import output_to_log, run_log_path
-    from trainyard.local_airflow import configure_airflow_env, run_dag
+    from trainyard.local_airflow import (
+        configure_airflow_env,
+        exit_now,
+        preview_training_run,
+        run_dag,
+        warm_interpreters,
+    )
 
     configure_airflow_env()
     log_path = run_log_path(DAG_ID)
     print(f"running {DAG_ID} on an embedded Airflow; full log: {log_path}", flush=True)
-    with output_to_log(log_path):
+    with output_to_log(log_path), warm_interpreters(preview_training_run(request, load_settings())):
         run = run_dag(DAG_ID, conf)
-    return report_run(run, log_path)
+    exit_now(report_run(run, log_path))
+    return EXIT_OK  # not reached: exit_now ends the process without tearing the interpreter down
 
 
 def report_run(run, log_path) -> int:
@@ -79,17 +87,24 @@ def report_run(run, log_path) -> int:
     registered = RegisteredVersion.model_validate_json(store.get_bytes(layout.registered))
     manifest = load_manifest(store, registered.model_name, registered.version)
     m = manifest.metrics
-    trainer_wall = json.loads(store.get_bytes(layout.train.result))["wall_time_s"]
     ref = f"{registered.model_name}@{registered.version}"
     print(f"\nDAG {run.dag_id} run {run.run_id}: {run.state} in {run.wall_time_s:.1f}s")
-    print(f"registered model {ref} (champion: {registered.champion})")
-    if not registered.champion:
+    if registered.reused:
+        print(f"reused model {ref} (champion: {registered.champion}): it was trained with this run's training "
+              f"identity {registered.training_identity_sha256}; nothing was trained (--force trains anyway)")
+    else:
+        print(f"registered model {ref} (champion: {registered.champion})")
+    if not registered.champion and registered.champion_reason:
         print(f"not champion: {registered.champion_reason}")
     print(f"metrics accuracy={m.accuracy:.4f} macro_f1={m.macro_f1:.4f} loss={m.loss:.4f} on {m.n_examples} test examples")
     print(f"evaluation: {manifest.evaluation.reason}")
     print(f"manifest {registered.store_location}/{registered.manifest_key}")
     print(f"weights_sha256 {manifest.weights_sha256}")
-    print(f"wall time: DAG {run.wall_time_s:.1f}s, trainer {trainer_wall:.1f}s")
+    if registered.reused:
+        print(f"wall time: DAG {run.wall_time_s:.1f}s, trainer not run")
+    else:
+        trainer_wall = json.loads(store.get_bytes(layout.train.result))["wall_time_s"]
+        print(f"wall time: DAG {run.wall_time_s:.1f}s, trainer {trainer_wall:.1f}s")
     print(f"full log: {log_path}")
     prog = _invoked_as()
     next_commands = {
@@ -119,6 +134,7 @@ def cmd_demo(args) -> int:
     args.dataset, args.algorithm = "digits", "digits-cnn"
     for name in ("model_name", "epochs", "learning_rate", "batch_size", "seed", "checkpoint_every", "stall_timeout_s"):
         setattr(args, name, None)
+    args.force = False
     return cmd_run(args)
 
 
@@ -150,6 +166,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stall-timeout-s", type=int, metavar="SECONDS",
                    help="stop (and retry) a trainer that finishes no batch for this long, 0 = never "
                         f"(default: {registry}; range: {_range('stall_timeout_s')})")
+    p.add_argument("--force", action="store_true",
+                   help="train even when a registered version was already trained with this exact trainer, data, "
+                        "hyperparameters and seeds (default: reuse that version and train nothing)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("demo", help="run training_pipeline on the digits demo with embedded defaults",
