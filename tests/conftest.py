@@ -20,7 +20,7 @@ os.environ.pop("TRAINYARD_CONFIG", None)
 os.environ.pop("TRAINYARD_STORE", None)
 os.environ.pop("TRAINYARD_EXECUTOR", None)
 
-pytest_plugins = ["tests.minio_server", "tests.registry_server"]
+pytest_plugins = ["tests.minio_server", "tests.registry_server", "tests.trainer_images"]
 
 
 def pytest_sessionfinish(session, exitstatus):
