@@ -71,6 +71,15 @@ class EvaluationRecord(BaseModel):
     reason: str
 
 
+class StudyLineage(BaseModel):
+    """The hyperparameter study a run was a trial of (steps/tuning)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    study_id: str  # the run key of the study's DAG run: `trainyard study STUDY_ID`
+    trial_number: int
+
+
 class ModelManifest(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -97,6 +106,7 @@ class ModelManifest(BaseModel):
     airflow: AirflowLineage
     replay: ReplayRecord = ReplayRecord()
     historical: bool = False  # registered by a backfill for a date that had no model
+    study: StudyLineage | None = None  # the best trial of a hyperparameter study
     files: list[ManifestFile]
 
     def to_bytes(self) -> bytes:

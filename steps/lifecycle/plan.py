@@ -16,8 +16,10 @@ from steps.catalog.catalog import Catalog
 from steps.hashing import sha256_bytes
 from steps.images.code_hash import trainer_code_sha256
 from steps.images.trainer_image import TrainerImage
+from steps.lifecycle.manifest import StudyLineage
 from steps.store import validate_name
 from steps.store.run_layout import RunLayout
+from steps.training.contract import PruningSpec
 
 # Param bounds, shared with the DAG's Params (operators/params.py renders these).
 BOUNDS: dict[str, dict[str, Any]] = {
@@ -87,6 +89,9 @@ class RunPlan(BaseModel):
     replay_of: str | None = None
     expected_weights_sha256: str | None = None
     historical: bool = False
+    # A hyperparameter study's trial: which study and trial it is, and how it reports to the pruner.
+    study: StudyLineage | None = None
+    pruning: PruningSpec | None = None
 
     @property
     def layout(self) -> RunLayout:

@@ -159,6 +159,7 @@ def register_model(
         airflow=AirflowLineage(dag_id=plan.dag_id, run_id=plan.airflow_run_id, logical_date=plan.logical_date),
         replay=replay or ReplayRecord(mode="none" if plan.replay == "none" else plan.replay),
         historical=historical,
+        study=plan.study,
         files=files,
     )
     try:
