@@ -10,18 +10,19 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
-def _run_key_and_try(context: Any) -> tuple[str, int | None]:
+def _run_key_and_try(context: Any, run_key: str | None) -> tuple[str, int | None]:
     from airflow.sdk import get_current_context
 
     from steps.lifecycle.plan import run_key_for
 
     current = context if context is not None else get_current_context()
     ti = current.get("ti")
-    return run_key_for(current["dag"].dag_id, current["run_id"]), getattr(ti, "try_number", None)
+    return run_key or run_key_for(current["dag"].dag_id, current["run_id"]), getattr(ti, "try_number", None)
 
 
 @contextmanager
-def recording_failure(step: str, context: Any = None) -> Iterator[None]:
+def recording_failure(step: str, context: Any = None, run_key: str | None = None) -> Iterator[None]:
+    """`run_key` names the run the step belongs to when it is not the DAG run's own (a study's trial)."""
     try:
         yield
     except Exception as exc:
@@ -29,7 +30,7 @@ def recording_failure(step: str, context: Any = None) -> Iterator[None]:
         from steps.lifecycle.run_failure import failure_from_exception, record_failure
 
         try:
-            run_key, try_number = _run_key_and_try(context)
+            run_key, try_number = _run_key_and_try(context, run_key)
             failure = failure_from_exception(run_key, step, exc, try_number=try_number)
             record_failure(open_artifact_store(load_settings()), failure)
             log.error("%s", failure.summary)
@@ -38,14 +39,19 @@ def recording_failure(step: str, context: Any = None) -> Iterator[None]:
         raise
 
 
-def records_failure(step: str):
-    """Decorator form for @task functions (put it under @task)."""
+def records_failure(step: str, *, plan_arg: str | None = None):
+    """Decorator form for @task functions (put it under @task). With `plan_arg`, the failure is kept beside
+    the run that argument's RunPlan names (a study's trial is a run of its own) instead of the DAG run's."""
     import functools
+    import inspect
 
     def decorate(function):
+        signature = inspect.signature(function)
+
         @functools.wraps(function)
         def run(*args: Any, **kwargs: Any) -> Any:
-            with recording_failure(step):
+            plan = signature.bind_partial(*args, **kwargs).arguments.get(plan_arg) if plan_arg else None
+            with recording_failure(step, run_key=plan.get("run_key") if isinstance(plan, dict) else None):
                 return function(*args, **kwargs)
 
         return run

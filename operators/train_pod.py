@@ -122,12 +122,19 @@ class TrainerPodOperator(KubernetesPodOperator):
         return SnapshotRef.model_validate(_record(self.snapshot))
 
     def execute(self, context: Any) -> dict:
-        with recording_failure(self.task_id, context):
+        with recording_failure(self.task_id, context, self._run_key()):
             return self._trainer_result(super().execute(context))
 
     def trigger_reentry(self, context: Any, event: dict[str, Any]) -> Any:
-        with recording_failure(self.task_id, context):
+        with recording_failure(self.task_id, context, self._run_key()):
             return self._trainer_result(super().trigger_reentry(context, event))
+
+    def _run_key(self) -> str | None:
+        """The plan's run (a study's trial is a run of its own); None if the plan cannot be read."""
+        try:
+            return str(_record(self.plan)["run_key"])
+        except (TypeError, KeyError, ValueError):
+            return None
 
     def _trainer_result(self, xcom: Any) -> dict:
         from steps.training.contract import XCOM_RETURN_PATH, TrainerResult

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from trainyard.cli import data_commands, model_commands, run_commands
+from trainyard.cli import data_commands, model_commands, run_commands, tuning_commands
 
-COMMAND_GROUPS = (data_commands, run_commands, model_commands)
+COMMAND_GROUPS = (data_commands, run_commands, model_commands, tuning_commands)
 
 
 def build_parser() -> argparse.ArgumentParser:
