@@ -129,7 +129,9 @@ def test_the_best_trial_is_registered_through_the_champion_gate_naming_its_study
 def test_trainyard_study_prints_every_trial_best_first_and_the_registered_version(resumed_study):
     done = run_cli("study", resumed_study.study_id, env=resumed_study.env, timeout=300)
     assert done.returncode == 0, done.stderr
-    rows = [line.split() for line in done.stdout.splitlines() if line.strip()[:1].isdigit()]
+    lines = done.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.split()[:2] == ["rank", "trial"])
+    rows = [line.split() for line in lines[header + 1:header + 4]]
     assert [row[1] for row in rows] == [str(t.number) for t in resumed_study.record.trials]
     assert [row[2] for row in rows][-1] == "failed"
     assert "registered as intents-intent-classification@1 (champion: True)" in done.stdout

@@ -2,6 +2,8 @@
 checks serve the CLI (here, before Airflow starts) and the study DAG's first task (test_hyperparameter_search_dag)."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from steps.lifecycle.plan import BadRequest
@@ -36,7 +38,7 @@ REFUSED = [
 ]
 
 
-@pytest.mark.parametrize(("change", "message"), REFUSED, ids=[m.split(":")[0][:40] for _, m in REFUSED])
+@pytest.mark.parametrize(("change", "message"), REFUSED, ids=[re.sub(r"\W+", "-", m)[:48].strip("-") for _, m in REFUSED])
 def test_a_bad_study_request_is_refused_naming_the_problem(change, message):
     with pytest.raises(BadRequest) as refused:
         check_study_request(parse_study_request({**DIGITS, **change}), catalog())

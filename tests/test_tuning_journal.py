@@ -14,7 +14,7 @@ from steps.store.optuna_journal import StoreJournalBackend, journal_storage
 from steps.store.run_layout import StudyLayout
 
 LAYOUT = StudyLayout("tests-journal-study")
-REPORTS_PER_TRIAL = 15
+REPORTS_PER_TRIAL = 25
 
 
 def _study(store: ArtifactStore, trials: int) -> optuna.Study:
@@ -48,10 +48,10 @@ def _concurrent_reports(settings: StoreSettings, trials: int) -> list[optuna.tri
     return optuna.load_study(study_name=LAYOUT.study_id, storage=journal_storage(open_store(settings), LAYOUT)).trials
 
 
-def test_trials_reporting_at_once_from_three_processes_lose_no_report(tmp_path):
+def test_trials_reporting_at_once_from_four_processes_lose_no_report(tmp_path):
     settings = StoreSettings(backend="local", root=str(tmp_path / "store"))
 
-    trials = _concurrent_reports(settings, trials=3)
+    trials = _concurrent_reports(settings, trials=4)
 
     for trial in trials:
         assert trial.intermediate_values == {s: trial.number + s / 100 for s in range(1, REPORTS_PER_TRIAL + 1)}

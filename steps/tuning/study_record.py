@@ -121,14 +121,15 @@ def _epochs(store: ArtifactStore, layout: RunLayout) -> list[dict]:
 
 
 def _failure_reason(store: ArtifactStore, layout: RunLayout) -> str:
-    recorded = read_failures(store, layout.run_key)  # the trial's own run: its train step is all it has
-    if recorded:
-        return next(iter(recorded.values())).reason
+    """The trainer's own last error line when it left one, else what its train task recorded."""
     if store.exists(layout.train.trainer_log):
         lines = store.get_bytes(layout.train.trainer_log).decode(errors="replace").splitlines()
         errors = [line for line in lines if "trainyard-trainer: error:" in line]
-        if errors or lines:
-            return one_line((errors or [line for line in lines if line.strip()] or ["(empty log)"])[-1])
+        if errors:
+            return one_line(errors[-1])
+    recorded = read_failures(store, layout.run_key)  # the trial's own run: its train step is all it has
+    if recorded:
+        return next(iter(recorded.values())).reason
     return "the trial's train task ended without a result (see its task log)"
 
 
