@@ -72,6 +72,7 @@ up: venv services
 bench: venv services
 	$(BIN)/python bench/snapshot_hashing.py
 	$(BIN)/python bench/minio_throughput.py
+	$(BIN)/python bench/hyperparameter_search.py
 
 clean:
 	rm -rf .trainyard

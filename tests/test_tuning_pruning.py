@@ -75,6 +75,31 @@ def test_without_enough_completed_trials_the_median_rule_lets_a_trial_train_ever
     assert result.status == "completed" and result.epochs_completed == EPOCHS
 
 
+def test_a_trial_pod_carries_its_study_link_in_plain_env_and_store_credentials_only_as_secret_refs():
+    from steps.catalog.teams import load_teams
+    from steps.images.trainer_image import TrainerImage
+    from steps.kubernetes.pod_spec import placement_for, render_trainer_pod
+    from steps.lifecycle.train import training_job
+    from steps.training.contract import PruningSpec
+    from tests.pipeline_fixtures import catalog
+
+    secret = "s3cr3t-never-in-a-trial-pod"
+    store = StoreSettings(backend="minio", minio_endpoint="minio:9000", minio_access_key="ak", minio_secret_key=secret)
+    plan = make_study_plan(pruner="hyperband", epochs=EPOCHS)
+    image = TrainerImage(algorithm="intent-classification", image_reference="r/intent:1", image_digest="sha256:" + "ab" * 32)
+    trial = plan.trial_plan(4, HOPELESS).model_copy(update={"image": image, "executor": "kubernetes"})
+    placement = placement_for(catalog().algorithm(trial.algorithm), load_teams().team("default"))
+
+    pod = render_trainer_pod(training_job(trial, "d" * 64), image, store, placement)
+
+    env = {e.name: e for e in pod.spec.containers[0].env}
+    spec = PruningSpec.model_validate_json(env["TRAINYARD_PRUNING"].value)
+    assert (spec.study_id, spec.trial_number, spec.pruner.kind, spec.pruner.max_epochs) == (plan.study_id, 4, "hyperband", EPOCHS)
+    assert json.loads(env["TRAINYARD_HYPERPARAMETERS"].value)["embedding_dim"] == HOPELESS["embedding_dim"]
+    assert env["TRAINYARD_MINIO_SECRET_KEY"].value is None and env["TRAINYARD_MINIO_SECRET_KEY"].value_from.secret_key_ref
+    assert secret not in json.dumps(pod.to_dict(), default=str)
+
+
 @pytest.mark.containers
 @pytest.mark.timeout(3600)
 def test_a_trial_in_its_trainer_image_stops_itself_reporting_through_minio(registered_images):

@@ -82,6 +82,22 @@ def fill_param(page: Page, dialog: Locator, label: str, value: object) -> None:
         box.blur()
 
 
+def fill_json_param(page: Page, dialog: Locator, label: str, value: object) -> None:
+    """Replace an object Param's JSON in its code editor, as a user pasting it would (typing key by key
+    would fight the editor's auto-closed brackets and quotes)."""
+    import json
+
+    field = param_field(dialog, label)
+    field.wait_for(timeout=UI_TIMEOUT_MS)
+    editor = field.locator(".monaco-editor")
+    editor.wait_for(timeout=UI_TIMEOUT_MS)
+    editor.click()
+    page.keyboard.press("ControlOrMeta+A")
+    page.keyboard.press("Delete")
+    page.keyboard.insert_text(json.dumps(value))
+    param_field(dialog, "Model name").click()  # leave the editor so the form takes the value
+
+
 def param_value(dialog: Locator, label: str) -> str:
     field = param_field(dialog, label)
     for role in ("spinbutton", "textbox"):
