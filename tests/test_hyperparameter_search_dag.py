@@ -154,22 +154,6 @@ def test_the_study_stores_its_optimisation_history_and_parameter_plots(resumed_s
     assert _png_size(resumed_study.store.get_bytes(layout.parameters_plot)) == (800, 320)  # two parameters
 
 
-def test_a_bad_search_space_fails_the_study_in_its_first_task_before_any_trial(airflow_db, store_root):
-    from steps.lifecycle.plan import run_key_for
-    from steps.lifecycle.run_failure import read_failures
-    from trainyard.local_airflow import run_dag
-
-    conf = {"dataset": "intents", "algorithm": "intent-classification",
-            "search_space": {"learning_rate": {"type": "float", "low": 0.1, "high": 0.01}}}
-
-    run = run_dag("hyperparameter_search", conf)
-
-    assert run.state == "failed" and run.failed_tasks == ["plan_study"]
-    failure = read_failures(LocalStore(store_root), run_key_for(run.dag_id, run.run_id))["plan_study"]
-    assert failure.reason == "search space: learning_rate: low 0.1 is greater than high 0.01"
-    assert not [key for key in LocalStore(store_root).list_keys("runs/") if "-trial-" in key]
-
-
 def test_each_team_gets_a_study_dag_whose_trials_run_in_its_pool():
     code = (
         "from trainyard.local_airflow import configure_airflow_env, load_dag; configure_airflow_env()\n"

@@ -1,5 +1,5 @@
 """A study that cannot run is refused before any trial, in one line that names the problem: the same
-checks serve the CLI (here, before Airflow starts) and the study DAG's first task (test_hyperparameter_search_dag)."""
+checks serve the CLI (here, before Airflow starts) and the study DAG's first task (tests/e2e/test_hyperparameter_search_ui.py)."""
 from __future__ import annotations
 
 import re

@@ -43,21 +43,11 @@ SPACE = {"learning_rate": {"type": "float", "low": 0.01, "high": 0.1, "log": Tru
 RUN_TIMEOUT_S = 1500
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with trigger_form.chromium() as browser:
-        yield browser
-
-
 @pytest.fixture
 def page(browser: Browser, airflow, api: AirflowClient) -> Iterator[Page]:
     api.wait_for_dag(DAG_ID, timeout_s=300)
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    context.set_default_timeout(trigger_form.UI_TIMEOUT_MS)
-    page = context.new_page()
-    trigger_form.log_in(page, airflow.base_url, airflow.admin_user, airflow.admin_password)
-    yield page
-    context.close()
+    with trigger_form.logged_in_page(browser, airflow) as page:
+        yield page
 
 
 def test_a_study_triggered_from_the_form_trains_its_wave_side_by_side_and_registers_the_best(

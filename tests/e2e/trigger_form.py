@@ -51,6 +51,19 @@ def log_in(page: Page, base_url: str, username: str, password: str, next_path: s
     page.wait_for_url(re.compile(r"^(?!.*/auth/login).*$"), timeout=UI_TIMEOUT_MS)
 
 
+@contextmanager
+def logged_in_page(browser: Browser, airflow) -> Iterator[Page]:
+    """A fresh browser context, logged in to the stack's UI as its admin."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(UI_TIMEOUT_MS)
+    page = context.new_page()
+    try:
+        log_in(page, airflow.base_url, airflow.admin_user, airflow.admin_password)
+        yield page
+    finally:
+        context.close()
+
+
 def open_trigger_dialog(page: Page, base_url: str, dag_id: str) -> Locator:
     page.goto(f"{base_url}/dags/{dag_id}")
     page.get_by_role("button", name="Trigger Dag").click()
