@@ -32,9 +32,9 @@ FINISH_STUDY = TriggerRule.NONE_FAILED
 @records_failure("plan_study")
 def plan_study_task(team: str, **context: Any) -> dict:
     from operators.context import load_catalog, load_settings, open_artifact_store, planning_settings, run_identity
-    from steps.lifecycle.plan import BadRequest
+    from steps.lifecycle.plan import BadRequest, run_key_for
     from steps.tuning.request import parse_study_request
-    from steps.tuning.study_plan import plan_study, start_study
+    from steps.tuning.study_plan import plan_study, resumed_plan, start_study
 
     settings = load_settings()
     store = open_artifact_store(settings)
@@ -42,15 +42,14 @@ def plan_study_task(team: str, **context: Any) -> dict:
     request = parse_study_request(dict(context["params"]))
     if request.team != team:
         raise BadRequest(f"this DAG runs studies for team {team!r} (its pool); trigger the one for team {request.team!r}")
-    plan = plan_study(
-        request,
-        load_catalog(settings, store),
-        dag_id=dag_id,
-        airflow_run_id=run_id,
-        logical_date=logical_date,
-        **planning_settings(settings),
+    catalog = load_catalog(settings, store)
+    plan = resumed_plan(store, run_key_for(dag_id, run_id), request, catalog) or start_study(
+        store,
+        plan_study(
+            request, catalog, dag_id=dag_id, airflow_run_id=run_id, logical_date=logical_date,
+            **planning_settings(settings),
+        ),
     )
-    plan = start_study(store, plan)
     r = plan.request
     print(
         f"study {plan.study_id}: {r.max_trials} trials of {plan.base.algorithm} on {plan.base.dataset}, "

@@ -74,3 +74,18 @@ def test_the_cli_names_a_space_file_that_is_not_yaml(tmp_path):
 
     assert done.returncode == 2
     assert f"search space file {space} is not valid YAML" in done.stderr
+
+
+def test_a_cleared_study_resumes_its_stored_plan_and_refuses_other_parameters(tmp_path):
+    from steps.store.local import LocalStore
+    from steps.tuning.study_plan import resumed_plan, start_study
+    from tests.tuning_fixtures import make_study_plan
+
+    store = LocalStore(tmp_path / "store")
+    started = start_study(store, make_study_plan(seed=1))
+    asked = {"dataset": "intents", "algorithm": "intent-classification", "epochs": 3, "seed": 1}
+
+    assert resumed_plan(store, started.study_id, parse_study_request(asked), catalog()) == started
+    with pytest.raises(BadRequest, match="was started with other parameters"):
+        resumed_plan(store, started.study_id, parse_study_request({**asked, "seed": 2}), catalog())
+    assert resumed_plan(store, "tests-another-study", parse_study_request(asked), catalog()) is None

@@ -128,18 +128,30 @@ def stored_plan(store: ArtifactStore, study_id: str) -> StudyPlan | None:
     return StudyPlan.model_validate_json(store.get_bytes(key)) if store.exists(key) else None
 
 
+def _same_request(stored: StudyPlan, resolved: StudyRequest) -> StudyPlan:
+    if stored.request != resolved:
+        raise BadRequest(
+            f"study {stored.study_id} was started with other parameters; a cleared run resumes the study "
+            f"it started (trigger a new run for a new study)"
+        )
+    return stored
+
+
+def resumed_plan(store: ArtifactStore, study_id: str, request: StudyRequest, catalog: Catalog) -> StudyPlan | None:
+    """The plan a cleared or restarted study started with (no registry is asked again), or None."""
+    stored = stored_plan(store, study_id)
+    if stored is None:
+        return None
+    return _same_request(stored, check_study_request(request, catalog)[0])
+
+
 def start_study(store: ArtifactStore, plan: StudyPlan) -> StudyPlan:
     """Store the plan (create-only) and create the Optuna study; a resumed study gets its stored plan."""
     try:
         store.put_bytes(plan.layout.spec, plan.model_dump_json(indent=2).encode(), if_absent=True)
-    except ObjectExists:
+    except ObjectExists:  # a try of the same run got there first
         stored = stored_plan(store, plan.study_id)
         assert stored is not None
-        if stored.request != plan.request:
-            raise BadRequest(
-                f"study {plan.study_id} was started with other parameters; a cleared run resumes the study "
-                f"it started (trigger a new run for a new study)"
-            ) from None
-        plan = stored
+        plan = _same_request(stored, plan.request)
     create_study(store, plan.layout)
     return plan
