@@ -124,6 +124,8 @@ def test_the_best_trial_is_registered_through_the_champion_gate_naming_its_study
     assert manifest.hyperparameters["hash_buckets"] == best.params["hash_buckets"]
     assert manifest.weights_sha256 == best.weights_sha256
     assert manifest.evaluation.reason.startswith("no champion yet") and registered.champion
+    lineage = run_cli("lineage", f"{registered.model_name}@{registered.version}", env=resumed_study.env, timeout=300)
+    assert f"study             : trial {best.number} of {resumed_study.study_id}" in lineage.stdout
 
 
 def test_trainyard_study_prints_every_trial_best_first_and_the_registered_version(resumed_study):

@@ -9,6 +9,11 @@ from steps.store import ArtifactStore
 def lineage_lines(store: ArtifactStore, manifest: ModelManifest) -> list[str]:
     d, m = manifest.dataset, manifest.metrics
     aliases = [a for a in alias_history(store, manifest.model_name) if a.version == manifest.version]
+    study = (
+        [f"  study             : trial {manifest.study.trial_number} of {manifest.study.study_id} (trainyard study)"]
+        if manifest.study
+        else []
+    )
     return [
         f"{manifest.model_name}@{manifest.version}",
         f"  source partitions : {', '.join(d.partitions) or '(unpartitioned)'} from {d.source}"
@@ -21,6 +26,7 @@ def lineage_lines(store: ArtifactStore, manifest: ModelManifest) -> list[str]:
         f"(logical date {manifest.airflow.logical_date or '-'}) seed={manifest.seed} split_seed={manifest.split_seed}",
         f"  metrics           : accuracy={m.accuracy:.4f} macro_f1={m.macro_f1:.4f} loss={m.loss:.4f} "
         f"on eval set {d.eval_set_hash[:12]}",
+        *study,
         f"  weights           : sha256 {manifest.weights_sha256}",
         "  alias history     : "
         + (", ".join(f"{a.alias} at {a.set_at[:19]}" for a in aliases) or "never an alias"),
