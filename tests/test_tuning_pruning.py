@@ -101,6 +101,8 @@ def test_a_trial_pod_carries_its_study_link_in_plain_env_and_store_credentials_o
 
 
 @pytest.mark.containers
+@pytest.mark.minio
+@pytest.mark.registry
 @pytest.mark.timeout(3600)
 def test_a_trial_in_its_trainer_image_stops_itself_reporting_through_minio(registered_images):
     from steps.executors.container_executor import ContainerExecutor
