@@ -13,7 +13,7 @@ from playwright.sync_api import Browser, Page, expect
 from tests.e2e import trigger_form
 from tests.e2e.airflow_api import AirflowClient
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.minio]
 
 DAG_ID = "hyperparameter_search"
 LABELS = {
