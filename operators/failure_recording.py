@@ -39,21 +39,27 @@ def recording_failure(step: str, context: Any = None, run_key: str | None = None
         raise
 
 
-def records_failure(step: str, *, plan_arg: str | None = None):
-    """Decorator form for @task functions (put it under @task). With `plan_arg`, the failure is kept beside
-    the run that argument's RunPlan names (a study's trial is a run of its own) instead of the DAG run's."""
+def records_failure(step: str):
+    """Decorator form for @task functions (put it under @task)."""
     import functools
-    import inspect
 
     def decorate(function):
-        signature = inspect.signature(function)
-
         @functools.wraps(function)
         def run(*args: Any, **kwargs: Any) -> Any:
-            plan = signature.bind_partial(*args, **kwargs).arguments.get(plan_arg) if plan_arg else None
-            with recording_failure(step, run_key=plan.get("run_key") if isinstance(plan, dict) else None):
+            with recording_failure(step):
                 return function(*args, **kwargs)
 
         return run
 
     return decorate
+
+
+def plan_run_key(plan: Any) -> str | None:
+    """The run a train task's plan names (a study's trial is a run of its own, not the DAG run);
+    None if the plan cannot be read, and the failure is then kept beside the DAG run."""
+    from operators.xcom import xcom_record
+
+    try:
+        return str(xcom_record(plan)["run_key"])
+    except (TypeError, KeyError, ValueError):
+        return None

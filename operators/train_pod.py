@@ -2,11 +2,10 @@
 
 It turns the run's plan and snapshot into the trainer pod, lets the provider run it, and
 hands back the trainer's TrainerResult (read by the XCom sidecar from return.json) in the
-same shape as pipeline_tasks.train_task. A failed pod fails the task with its log tail.
+same shape as operators/train_operator.py. A failed pod fails the task with its log tail.
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,8 @@ from airflow.providers.cncf.kubernetes.utils.container import container_is_succe
 from airflow.providers.common.compat.sdk import AirflowException
 from kubernetes.client import models as k8s
 
-from operators.failure_recording import recording_failure
+from operators.failure_recording import plan_run_key, recording_failure
+from operators.xcom import xcom_record
 from steps.catalog.teams import DEFAULT_TEAMS_PATH, load_teams
 from steps.kubernetes.pod_spec import (
     TRAINER_CONTAINER,
@@ -40,11 +40,6 @@ SIDECAR_SECURITY_CONTEXT = k8s.V1SecurityContext(
 
 class TrainerPodFailed(AirflowException):
     """The trainer pod did not succeed; the message carries why and the pod's last log lines."""
-
-
-def _record(value: Any) -> Any:
-    """XCom values arrive as dicts (XComArg) or as JSON text (a Jinja template)."""
-    return json.loads(value) if isinstance(value, str) else value
 
 
 class TrainerPodOperator(KubernetesPodOperator):
@@ -99,7 +94,7 @@ class TrainerPodOperator(KubernetesPodOperator):
         from steps.lifecycle.plan import RunPlan
         from steps.lifecycle.train import training_job
 
-        run = RunPlan.model_validate(_record(self.plan))
+        run = RunPlan.model_validate(xcom_record(self.plan))
         if run.team != self.team_entry.name:
             raise AirflowException(
                 f"run is for team {run.team!r}, but this task trains for team {self.team_entry.name!r} "
@@ -111,7 +106,7 @@ class TrainerPodOperator(KubernetesPodOperator):
                 f"the Kubernetes executor needs TRAINYARD_STORE=minio; a pod cannot reach this worker's "
                 f"{settings.store.backend} store"
             )
-        overrides = ResourceOverrides.model_validate(_record(self.resource_overrides)) if self.resource_overrides else None
+        overrides = ResourceOverrides.model_validate(xcom_record(self.resource_overrides)) if self.resource_overrides else None
         placement = placement_for(load_catalog(settings).algorithm(run.algorithm), self.team_entry, overrides)
         job = training_job(run, self._snapshot_ref().dataset_hash)
         return render_trainer_pod(job, run.image, settings.store, placement)
@@ -119,22 +114,15 @@ class TrainerPodOperator(KubernetesPodOperator):
     def _snapshot_ref(self):
         from steps.data.snapshot import SnapshotRef
 
-        return SnapshotRef.model_validate(_record(self.snapshot))
+        return SnapshotRef.model_validate(xcom_record(self.snapshot))
 
     def execute(self, context: Any) -> dict:
-        with recording_failure(self.task_id, context, self._run_key()):
+        with recording_failure(self.task_id, context, plan_run_key(self.plan)):
             return self._trainer_result(super().execute(context))
 
     def trigger_reentry(self, context: Any, event: dict[str, Any]) -> Any:
-        with recording_failure(self.task_id, context, self._run_key()):
+        with recording_failure(self.task_id, context, plan_run_key(self.plan)):
             return self._trainer_result(super().trigger_reentry(context, event))
-
-    def _run_key(self) -> str | None:
-        """The plan's run (a study's trial is a run of its own); None if the plan cannot be read."""
-        try:
-            return str(_record(self.plan)["run_key"])
-        except (TypeError, KeyError, ValueError):
-            return None
 
     def _trainer_result(self, xcom: Any) -> dict:
         from steps.training.contract import XCOM_RETURN_PATH, TrainerResult

@@ -11,9 +11,9 @@ def train_step(plan, snapshot, validation):
         from operators.train_pod import TrainerPodOperator
 
         return TrainerPodOperator(plan=plan, snapshot=snapshot, validation=validation).output
-    from operators.pipeline_tasks import train_task
+    from operators.train_operator import TrainOperator
 
-    return train_task(plan, snapshot, validation)
+    return TrainOperator(plan=plan, snapshot=snapshot, validation=validation).output
 
 
 def trial_train_step(team: TeamEntry, wave: int, snapshot, validation, trials):
@@ -26,8 +26,8 @@ def trial_train_step(team: TeamEntry, wave: int, snapshot, validation, trials):
         return TrainerPodOperator.partial(
             task_id=task_id, snapshot=snapshot, validation=validation, team=team.name, pool=team.pool
         ).expand(plan=trials)
-    from operators.pipeline_tasks import train_task
+    from operators.train_operator import TrainOperator
 
-    return train_task.override(task_id=task_id, pool=team.pool).partial(snapshot=snapshot, validation=validation).expand(
+    return TrainOperator.partial(task_id=task_id, snapshot=snapshot, validation=validation, pool=team.pool).expand(
         plan=trials
     )

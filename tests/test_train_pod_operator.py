@@ -259,7 +259,7 @@ def test_successful_pod_returns_the_trainer_result_and_is_deleted(cluster):
     operator, context = run_train_task()
     result = operator.execute(context)
 
-    assert result == trainer_result()  # the same shape pipeline_tasks.train_task returns
+    assert result == trainer_result()  # the same shape operators/train_operator.py returns
     assert result["metrics"]["macro_f1"] == 0.92
     submitted = cluster.created[0]
     assert submitted["metadata"]["namespace"] == "trainyard"

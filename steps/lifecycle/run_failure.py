@@ -30,6 +30,7 @@ RETRYABLE_BY_KIND = {
     "evicted": True,
     "image-pull": True,
     "trainer-exit": True,  # the trainer exited non-zero
+    "stopped": True,  # the task was killed (a cancelled run, a worker shutdown) and stopped its trainer
     "error": True,  # anything else
 }
 
