@@ -2,6 +2,7 @@
 checks serve the CLI (here, before Airflow starts) and the study DAG's first task (tests/e2e/test_hyperparameter_search_ui.py)."""
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -64,6 +65,39 @@ def test_the_cli_refuses_a_bad_space_file_in_one_line_before_starting_airflow(tm
     assert done.returncode == 2
     assert done.stderr.strip() == "trainyard: error: search space: learning_rate: low 0.1 is greater than high 0.01"
     assert "Traceback" not in done.stdout + done.stderr and "airflow" not in done.stdout.lower()
+
+
+@pytest.mark.parametrize("dag_id", ["hyperparameter_search", "hyperparameter_search_vision"])
+def test_trainyard_submit_refuses_a_bad_study_in_one_line_before_any_network(dag_id, monkeypatch, capsys):
+    from trainyard.cli import main
+    from trainyard.client.errors import EXIT_BAD_REQUEST
+
+    monkeypatch.setenv("TRAINYARD_AIRFLOW_USERNAME", "someone")
+    monkeypatch.setenv("TRAINYARD_AIRFLOW_PASSWORD", "not-a-real-password")
+    space = json.dumps({"learning_rate": {**LR, "low": 0.1, "high": 0.01}})
+
+    # The URL points nowhere: the refusal must come from the local check, before any request.
+    code = main(["submit", "--dag", dag_id, "--dataset", "digits", "--algorithm", "digits-cnn",
+                 "--param", f"search_space={space}", "--airflow", "http://127.0.0.1:9"])
+
+    assert code == EXIT_BAD_REQUEST
+    assert capsys.readouterr().err.strip() == (
+        "trainyard: error: search space: learning_rate: low 0.1 is greater than high 0.01"
+    )
+
+
+def test_trainyard_submit_lets_a_good_study_through_to_airflow(monkeypatch, capsys):
+    from trainyard.cli import main
+    from trainyard.client.errors import EXIT_AIRFLOW_DOWN
+
+    monkeypatch.setenv("TRAINYARD_AIRFLOW_USERNAME", "someone")
+    monkeypatch.setenv("TRAINYARD_AIRFLOW_PASSWORD", "not-a-real-password")
+
+    code = main(["submit", "--dag", "hyperparameter_search_vision", "--dataset", "digits", "--algorithm", "digits-cnn",
+                 "--param", "max_trials=4", "--param", f"search_space={json.dumps({'learning_rate': LR})}",
+                 "--airflow", "http://127.0.0.1:9"])
+
+    assert code == EXIT_AIRFLOW_DOWN, capsys.readouterr().err  # refused by nobody here: it tried to reach Airflow
 
 
 def test_the_cli_names_a_space_file_that_is_not_yaml(tmp_path):

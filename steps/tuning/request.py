@@ -31,6 +31,14 @@ def study_dag_id(team: str) -> str:
     return "hyperparameter_search" if team == "default" else f"hyperparameter_search_{team}"
 
 
+def study_dag_team(dag_id: str) -> str | None:
+    """The team a study DAG id belongs to (study_dag_id's inverse); None for any other DAG."""
+    if dag_id == "hyperparameter_search":
+        return "default"
+    team = dag_id.removeprefix("hyperparameter_search_")
+    return team if team != dag_id and team else None
+
+
 def _bounded(name: str, default: Any) -> Any:
     bounds = STUDY_BOUNDS[name]
     return Field(default=default, ge=bounds["minimum"], le=bounds["maximum"])
