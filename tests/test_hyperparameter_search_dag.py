@@ -163,7 +163,7 @@ def test_each_team_gets_a_study_dag_whose_trials_run_in_its_pool():
         "    t = load_dag(dag_id).get_task('train_wave_1'); print(dag_id, t.operator_class.__name__, t.pool)\n"
         "import sys; print('HEAVY=' + ','.join(m for m in ('torch', 'optuna', 'great_expectations') if m in sys.modules))"
     )
-    for executor, operator in (("subprocess", "_PythonDecoratedOperator"), ("kubernetes", "TrainerPodOperator")):
+    for executor, operator in (("subprocess", "TrainOperator"), ("kubernetes", "TrainerPodOperator")):
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                              env={**os.environ, "TRAINYARD_EXECUTOR": executor}).stdout
         assert f"hyperparameter_search {operator} trainyard-default" in out
