@@ -20,12 +20,20 @@ def _run_key_and_try(context: Any, run_key: str | None) -> tuple[str, int | None
     return run_key or run_key_for(current["dag"].dag_id, current["run_id"]), getattr(ti, "try_number", None)
 
 
+def _is_skip(exc: Exception) -> bool:
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    return isinstance(exc, AirflowSkipException)
+
+
 @contextmanager
 def recording_failure(step: str, context: Any = None, run_key: str | None = None) -> Iterator[None]:
     """`run_key` names the run the step belongs to when it is not the DAG run's own (a study's trial)."""
     try:
         yield
     except Exception as exc:
+        if _is_skip(exc):  # a skipped step did not fail
+            raise
         from operators.context import load_settings, open_artifact_store
         from steps.lifecycle.run_failure import failure_from_exception, record_failure
 

@@ -47,6 +47,8 @@ class StudyPlan(BaseModel):
             pruning=PruningSpec(
                 study_id=self.study_id, trial_number=number, objective=self.request.objective, pruner=self.pruner
             ).model_dump(),
+            # A trial always trains: the study needs its per-epoch reports, which a reused version lacks.
+            force=True,
         )
         return RunPlan.model_validate(values)
 
