@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 from steps.hashing import canonical_json
 from steps.images.trainer_image import TrainerImage
+from steps.lifecycle.study_lineage import StudyLineage
 from steps.lifecycle.training_identity import TrainingIdentity
 from steps.training.contract import EvalMetrics
 
@@ -74,15 +75,6 @@ class EvaluationRecord(BaseModel):
     champion_source: Literal["recorded", "re-evaluated", "none"]
     promote: bool
     reason: str
-
-
-class StudyLineage(BaseModel):
-    """The hyperparameter study a run was a trial of (steps/tuning)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    study_id: str  # the run key of the study's DAG run: `trainyard study STUDY_ID`
-    trial_number: int
 
 
 class ModelManifest(BaseModel):

@@ -18,7 +18,7 @@ from steps.images.code_hash import trainer_code_sha256
 from steps.images.trainer_image import TrainerImage
 from steps.lifecycle.bounds import BOUNDS as BOUNDS  # re-exported: the form and the CLI read it here too
 from steps.lifecycle.bounds import DEFAULT_SEED
-from steps.lifecycle.manifest import StudyLineage
+from steps.lifecycle.study_lineage import StudyLineage
 from steps.store import validate_name
 from steps.store.run_layout import RunLayout
 from steps.training.contract import PruningSpec

@@ -12,8 +12,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from steps.catalog.catalog import AlgorithmEntry, Catalog
-from steps.lifecycle.manifest import StudyLineage
 from steps.lifecycle.plan import BadRequest, RunPlan, parse_request, plan_run
+from steps.lifecycle.study_lineage import StudyLineage
 from steps.store import ArtifactStore, ObjectExists
 from steps.store.run_layout import StudyLayout
 from steps.training.contract import PrunerSpec, PruningSpec
