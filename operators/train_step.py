@@ -2,6 +2,7 @@
 types are static, so TRAINYARD_EXECUTOR (or [executor] kind) decides it here."""
 from __future__ import annotations
 
+from steps.catalog.teams import TeamEntry
 from trainyard.settings import Settings
 
 
@@ -13,3 +14,20 @@ def train_step(plan, snapshot, validation):
     from operators.train_operator import TrainOperator
 
     return TrainOperator(plan=plan, snapshot=snapshot, validation=validation).output
+
+
+def trial_train_step(team: TeamEntry, wave: int, snapshot, validation, trials):
+    """A study wave's trials: the same train step, mapped over the wave's RunPlans (one per trial), in the
+    team's pool. The pool is part of the task, so it is set here, when the DAG is parsed."""
+    task_id = f"train_wave_{wave}"
+    if Settings.load().executor == "kubernetes":
+        from operators.train_pod import TrainerPodOperator
+
+        return TrainerPodOperator.partial(
+            task_id=task_id, snapshot=snapshot, validation=validation, team=team.name, pool=team.pool
+        ).expand(plan=trials)
+    from operators.train_operator import TrainOperator
+
+    return TrainOperator.partial(task_id=task_id, snapshot=snapshot, validation=validation, pool=team.pool).expand(
+        plan=trials
+    )

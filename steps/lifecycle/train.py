@@ -26,6 +26,7 @@ def training_job(plan: RunPlan, dataset_hash: str, *, device: str = "auto") -> T
         hyperparameters=plan.hyperparameters,
         num_threads=plan.num_threads,
         device=device,
+        pruning=plan.pruning,
     )
 
 

@@ -70,6 +70,15 @@ def _write_outputs(store, job: TrainingJob, weights_path: Path | None, epochs: l
         Path(XCOM_RETURN_PATH).write_text(result.model_dump_json())
 
 
+def _pruning_hook(job: TrainingJob, store):
+    """A study's trial reports every epoch and may be stopped early (steps/training/pruning.py)."""
+    if job.pruning is None or job.mode != "train":
+        return None
+    from steps.training.pruning import PruningHook
+
+    return PruningHook(job.pruning, store)
+
+
 def train_or_evaluate(algorithm: TrainerAlgorithm, env: dict[str, str]) -> TrainerResult:
     import torch
     from safetensors.torch import load_file, save_file
@@ -112,14 +121,16 @@ def train_or_evaluate(algorithm: TrainerAlgorithm, env: dict[str, str]) -> Train
     model = algorithm.build_model(hp, n_classes)
     epochs_log: list[dict] = []
     weights_path: Path | None = None
+    pruning = _pruning_hook(job, store)
     if job.mode == "train":
 
-        def on_epoch(record: dict) -> None:
+        def on_epoch(record: dict) -> bool:
             epochs_log.append(record)
             print(json.dumps(record), flush=True)
             # Rewritten after every epoch so a watcher (`trainyard status`) sees a running trainer's
             # progress; result.json, written last, still marks the outputs complete.
             store.put_bytes(job.metrics_output_key, _epochs_jsonl(epochs_log))
+            return pruning.after_epoch(record) if pruning else False
 
         epochs_done = fit(
             model,
@@ -157,6 +168,7 @@ def train_or_evaluate(algorithm: TrainerAlgorithm, env: dict[str, str]) -> Train
         weights_sha256=weights_sha,
         train_examples=int(len(train_y)),
         epochs_completed=epochs_done,
+        status="pruned" if pruning and pruning.pruned else "completed",
         wall_time_s=round(time.perf_counter() - started, 3),
         torch_version=torch.__version__.split("+")[0],
         num_threads=torch.get_num_threads(),
