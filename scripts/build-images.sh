@@ -32,6 +32,9 @@ BASE_PACKAGES=python3,ca-certificates
 # Bump when the base recipe below changes in a way the hash inputs do not show.
 BASE_RECIPE_VERSION=1
 INPUTS_LABEL=io.trainyard.inputs-sha256
+# Superseded builds younger than this are kept: on a machine with several checkouts (worktrees)
+# each builds its own inputs, and removing another's fresh build breaks its push mid-way.
+KEEP_RECENT_BUILDS_S=${TRAINYARD_KEEP_RECENT_BUILDS_S:-7200}
 # CUDA wheels torch lists as dependencies that a CPU trainer never loads: `import torch`
 # and CPU training work without them (checked with torch 2.15.0 when this list was made).
 # Everything torch dlopens at import (cudart, cublas, cudnn, nccl, ...) stays in the lock.
@@ -172,6 +175,8 @@ forget_older_builds() {
     for old in $(podman_ images --noheading --format '{{.Repository}}:{{.Tag}}' "$repository"); do
         case "$old" in "$keep") continue ;; "$repository":inputs-*) ;; *) continue ;; esac
         [ "$(podman_ image inspect --format '{{.Id}}' "$old")" = "$(podman_ image inspect --format '{{.Id}}' "$keep")" ] && continue
+        # Another checkout on this machine may have just built it and be pushing it right now.
+        [ $(($(date +%s) - $(podman_ image inspect --format '{{.Created.Unix}}' "$old"))) -lt "$KEEP_RECENT_BUILDS_S" ] && continue
         names=$(podman_ image inspect --format '{{range .RepoTags}}{{.}} {{end}}{{range .RepoDigests}}{{.}} {{end}}' "$old")
         for name in $names; do
             case "$name" in "$repository":inputs-* | "$repository"@sha256:* | 127.0.0.1:*/* | localhost:*/*) ;; *) continue 2 ;; esac
