@@ -82,7 +82,7 @@ def pod_failure(pod: k8s.V1Pod, container: str) -> PodFailure:
             kind="image-pull",
             reason=f"trainer image {image} could not be pulled ({waiting.reason}): {waiting.message or ''}".rstrip(": "),
             # A missing or malformed reference stays missing; only a registry outage may pass.
-            retryable=waiting.reason == "ImagePullBackOff" and "not found" not in (waiting.message or ""),
+            retryable=waiting.reason == "ImagePullBackOff" and "notfound" not in (waiting.message or "").lower().replace(" ", ""),
         )
     if waiting:  # never started for another reason: CreateContainerConfigError (a missing Secret), ...
         return PodFailure(

@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from steps.catalog.catalog import ImageVersion, register_image_version
+from steps.kubernetes.pod_spec import TRAINER_STARTUP_TIMEOUT_S
 from steps.lifecycle.plan import run_key_for
 from steps.lifecycle.run_failure import RunFailure
 from steps.store import open_store
@@ -48,7 +49,7 @@ class FailedRun:
 
 
 @pytest.fixture
-def run_failing_pipeline(pipeline_env: KubernetesPipelineTier, airflow_db, monkeypatch, caplog, tmp_path):
+def run_failing_pipeline(pipeline_env: KubernetesPipelineTier, airflow_db, monkeypatch, caplog, capfd, tmp_path):
     """Run training_pipeline with a changed digits-cnn catalog entry; the run must fail in `train`."""
     from trainyard.local_airflow import run_dag
 
@@ -68,11 +69,14 @@ def run_failing_pipeline(pipeline_env: KubernetesPipelineTier, airflow_db, monke
         if before is not None:
             before(open_store(replace(pipeline_env.store, bucket_prefix=prefix)))
         caplog.clear()
+        capfd.readouterr()
         outcome = run_dag("training_pipeline", RUN)
+        out, err = capfd.readouterr()
         assert outcome.state == "failed"
         assert outcome.failed_tasks == ["train"], outcome
         assert set(outcome.upstream_failed_tasks) == {"evaluate", "register"}
-        return FailedRun(pipeline_env, prefix, outcome, caplog.text)
+        # The task log as dag.test writes it: the task runner's lines on stdout, the rest through logging.
+        return FailedRun(pipeline_env, prefix, outcome, "\n".join((out, err, caplog.text)))
 
     return run
 
@@ -102,7 +106,9 @@ def test_pod_over_the_team_quota_is_refused_naming_the_quota(run_failing_pipelin
     # The default team's namespace holds at most limits.memory=32Gi (deploy/resource-quotas.yaml).
     failed = run_failing_pipeline({"resources.memory_limit": "40Gi"})
     failure = assert_failed_cleanly(
-        failed, "quota-exceeded", "exceeded quota: trainyard-training", "limits.memory=40Gi", "limited: limits.memory=32Gi"
+        # requested: the trainer's 40Gi plus the XCom sidecar's 64Mi, in the API server's units
+        failed, "quota-exceeded", "exceeded quota: trainyard-training", "requested: limits.memory=41024Mi",
+        "limited: limits.memory=32Gi",
     )
     assert not failure.retryable  # the request alone is more than the whole quota: waiting cannot help
 
@@ -119,8 +125,9 @@ def test_digest_missing_from_the_registry_fails_fast_as_an_image_pull_error(run_
 
     started = time.monotonic()
     failed = run_failing_pipeline(before=register_a_deleted_digest)
-    assert time.monotonic() - started < 240  # not the 120 s start-up timeout plus retries: the pull error ends it
-    failure = assert_failed_cleanly(failed, "image-pull", f"{repository}@{gone}", "ErrImagePull")
+    # The pull error ends the wait: not the start-up timeout, let alone the hour-long deadline.
+    assert time.monotonic() - started < TRAINER_STARTUP_TIMEOUT_S
+    failure = assert_failed_cleanly(failed, "image-pull", f"{repository}@{gone}", "ErrImagePull", "not found")
     assert not failure.retryable
 
 
