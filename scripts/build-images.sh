@@ -147,8 +147,15 @@ build_trainer() {
     local algorithm=$1 inputs tag started
     inputs=$(trainer_inputs_sha256 "$algorithm")
     tag="localhost/$IMAGE_NAMESPACE/$algorithm:inputs-${inputs:0:16}"
+    local pushed="${PUSH_REGISTRY:-none}/$IMAGE_NAMESPACE/$algorithm:inputs-${inputs:0:16}"
     if image_exists "$tag" && [ -z "${TRAINYARD_REBUILD:-}" ]; then
         log "$algorithm: cached $tag"
+    elif [ -n "${PUSH_REGISTRY:-}" ] && [ -z "${TRAINYARD_REBUILD:-}" ] && remote_image_exists "$pushed"; then
+        # Built from the same inputs and pushed before (the local copy may be gone: disk, or
+        # another checkout's build tidying up): tag it in the registry instead of rebuilding.
+        log "$algorithm: cached in the registry as $pushed"
+        TRAINER_TAGS[$algorithm]=$pushed
+        return
     else
         started=$(now_s)
         log "$algorithm: building FROM $BASE_REF"
@@ -187,6 +194,8 @@ forget_older_builds() {
 
 registry_answers() { curl -fsS -o /dev/null --max-time 2 "http://$1/v2/"; }
 
+remote_image_exists() { skopeo inspect --tls-verify=false --raw "docker://$1" >/dev/null 2>&1; }
+
 ensure_registry() {
     local registry=$1
     registry_answers "$registry" && return 0
@@ -206,8 +215,18 @@ push_and_register() {
     # A loopback registry speaks plain http; anything else must be TLS.
     local tls=(--tls-verify=true)
     case "$registry" in 127.0.0.1:* | localhost:*) tls=(--tls-verify=false) ;; esac
-    podman_ push "${tls[@]}" --quiet --digestfile "$digest_file" "${TRAINER_TAGS[$algorithm]}" "docker://$reference" >&2
-    digest=$(cat "$digest_file")
+    case "${TRAINER_TAGS[$algorithm]}" in
+        localhost/*)
+            podman_ push "${tls[@]}" --quiet --digestfile "$digest_file" "${TRAINER_TAGS[$algorithm]}" "docker://$reference" >&2
+            digest=$(cat "$digest_file")
+            # The inputs tag lets a later build of the same inputs skip building (build_trainer).
+            podman_ push "${tls[@]}" --quiet "${TRAINER_TAGS[$algorithm]}" \
+                "docker://$registry/$IMAGE_NAMESPACE/${TRAINER_TAGS[$algorithm]##*/}" >&2 ;;
+        *)  # already in this registry under its inputs tag: copy the manifest, no layer moves
+            skopeo copy --quiet "${tls[@]/tls-verify/src-tls-verify}" "${tls[@]/tls-verify/dest-tls-verify}" \
+                --digestfile "$digest_file" "docker://${TRAINER_TAGS[$algorithm]}" "docker://$reference" >&2
+            digest=$(cat "$digest_file") ;;
+    esac
     rm -f "$digest_file"
     log "$algorithm: pushed $reference@$digest in $(elapsed "$started")s"
     "$PYTHON" - "$algorithm" "$reference" "$digest" "$version" <<'EOF'
@@ -246,6 +265,8 @@ main() {
     BASE_REF=""
     declare -gA TRAINER_TAGS=()
     build_base
+    PUSH_REGISTRY=""
+    if [ "$push" -eq 1 ] && registry_answers "$registry"; then PUSH_REGISTRY=$registry; fi
     for algorithm in "${ALGORITHMS[@]}"; do build_trainer "$algorithm"; done
     if [ "$push" -eq 1 ]; then
         STARTED_REGISTRY_DIR=""
