@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from steps.catalog.teams import load_teams
 from steps.lifecycle.manifest import ModelManifest
 from steps.lifecycle.model_registry import load_manifest
 from steps.lifecycle.plan import run_key_for
@@ -121,6 +122,8 @@ def test_deferrable_pipeline_waits_for_the_pod_in_the_triggerer_and_registers_th
     with airflow_stack.AirflowStack(bundles={"dags-folder": REPO_ROOT / "dags"}, workdir=workdir, extra_env=env) as stack:
         api = AirflowClient(stack.base_url, stack.admin_user, stack.admin_password)
         api.wait_for_dag("training_pipeline")
+        team = load_teams().team("default")  # the train task's pool, as docs/kubernetes.md creates it
+        api.request("POST", "/api/v2/pools", json={"name": team.pool, "slots": team.pool_slots}, expect=(200, 201))
         api.unpause("training_pipeline")
         run = api.trigger("training_pipeline", conf=FAST, logical_date=EARLIER)
         finished = api.wait_for_run("training_pipeline", run["dag_run_id"], timeout_s=PIPELINE_TIMEOUT_S - 300)
