@@ -8,7 +8,10 @@ real Airflow (PostgreSQL, scheduler, triggerer) that watches the pod from its tr
 """
 from __future__ import annotations
 
+import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -54,6 +57,14 @@ def subprocess_weights(kubernetes_pipeline: KubernetesPipelineTier, airflow_db) 
         run = run_dag("training_pipeline", FAST, logical_date=EARLIER)
     assert run.state == "success", run.failed_tasks
     return _registered(kubernetes_pipeline, prefix, run.dag_id, run.run_id).weights_sha256
+
+
+@contextmanager
+def _removed_afterwards(directory: Path) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _trainer_pods_left(core_v1, namespace: str) -> list[str]:
@@ -119,7 +130,8 @@ def test_deferrable_pipeline_waits_for_the_pod_in_the_triggerer_and_registers_th
         # Every operator that can defer does: the train task hands its pod to the triggerer.
         "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": "True",
     }
-    with airflow_stack.AirflowStack(bundles={"dags-folder": REPO_ROOT / "dags"}, workdir=workdir, extra_env=env) as stack:
+    stack = airflow_stack.AirflowStack(bundles={"dags-folder": REPO_ROOT / "dags"}, workdir=workdir, extra_env=env)
+    with stack, _removed_afterwards(workdir):
         api = AirflowClient(stack.base_url, stack.admin_user, stack.admin_password)
         api.wait_for_dag("training_pipeline")
         team = load_teams().team("default")  # the train task's pool, as docs/kubernetes.md creates it
@@ -129,13 +141,15 @@ def test_deferrable_pipeline_waits_for_the_pod_in_the_triggerer_and_registers_th
         finished = api.wait_for_run("training_pipeline", run["dag_run_id"], timeout_s=PIPELINE_TIMEOUT_S - 300)
         assert finished["state"] == "success", api.explain_run("training_pipeline", run["dag_run_id"])
         train_log = api.task_log("training_pipeline", run["dag_run_id"], "train", 1)
-        triggerer_log = (stack.log_dir / "triggerer.log").read_text(errors="replace")
+        # The triggerer writes what the trigger did beside the task's log: attempt=1.log.trigger.<id>.log
+        task_dir = stack.log_dir / "tasks" / "dag_id=training_pipeline" / f"run_id={run['dag_run_id']}" / "task_id=train"
+        trigger_log = "\n".join(path.read_text(errors="replace") for path in task_dir.glob("attempt=1.log.trigger.*.log"))
 
     manifest = _registered(tier, prefix, "training_pipeline", run["dag_run_id"])
     assert manifest.weights_sha256 == subprocess_weights
     assert manifest.trainer.pinned_reference == tier.images["digits-cnn"]
     # The worker deferred and resumed; the triggerer watched the pod in between.
-    assert "KubernetesPodTrigger" in triggerer_log, triggerer_log[-3000:]
-    assert "defer" in train_log.lower(), train_log[-3000:]
+    assert "Pausing task as DEFERRED" in train_log, train_log[-3000:]
+    assert "Checking pod 'train-digits-cnn-" in trigger_log and "in namespace 'trainyard'" in trigger_log, trigger_log[-3000:]
     for secret in tier.secret_values():
-        assert secret not in train_log and secret not in triggerer_log
+        assert secret not in train_log and secret not in trigger_log
