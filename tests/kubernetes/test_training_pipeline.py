@@ -131,7 +131,7 @@ def test_deferrable_pipeline_waits_for_the_pod_in_the_triggerer_and_registers_th
         "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": "True",
     }
     stack = airflow_stack.AirflowStack(bundles={"dags-folder": REPO_ROOT / "dags"}, workdir=workdir, extra_env=env)
-    with stack, _removed_afterwards(workdir):
+    with _removed_afterwards(workdir), stack:  # the stack stops first, then its files go
         api = AirflowClient(stack.base_url, stack.admin_user, stack.admin_password)
         api.wait_for_dag("training_pipeline")
         team = load_teams().team("default")  # the train task's pool, as docs/kubernetes.md creates it
