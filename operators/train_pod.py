@@ -164,6 +164,10 @@ class TrainerPodOperator(KubernetesPodOperator):
         return result.model_dump(mode="json")
 
     def cleanup(self, pod: k8s.V1Pod, remote_pod: k8s.V1Pod, xcom_result: dict | None = None, context: Any = None) -> None:
+        if not remote_pod and self.pod is not None:
+            # Created, but the provider's lookup right after creation missed it (a lagging list):
+            # judge the pod by name rather than let a later error (e.g. the XCom sidecar's) speak.
+            remote_pod = self.pod
         if self._killed or not remote_pod:
             return super().cleanup(pod, remote_pod, xcom_result, context)
         # The pod read at start may be stale (killed at its deadline since): judge the latest state,

@@ -127,7 +127,7 @@ def test_digest_missing_from_the_registry_fails_fast_as_an_image_pull_error(run_
     failed = run_failing_pipeline(before=register_a_deleted_digest)
     # The pull error ends the wait: not the start-up timeout, let alone the hour-long deadline.
     assert time.monotonic() - started < TRAINER_STARTUP_TIMEOUT_S
-    failure = assert_failed_cleanly(failed, "image-pull", f"{repository}@{gone}", "ErrImagePull", "not found")
+    failure = assert_failed_cleanly(failed, "image-pull", f"{repository}@{gone}", "ErrImagePull", "code = NotFound")
     assert not failure.retryable
 
 
