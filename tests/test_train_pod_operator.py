@@ -227,9 +227,11 @@ def cluster(monkeypatch) -> FakeCluster:
     monkeypatch.setenv("TRAINYARD_MINIO_ENDPOINT", "minio.trainyard.svc:9000")
     monkeypatch.setenv("TRAINYARD_MINIO_ACCESS_KEY", ACCESS_KEY)
     monkeypatch.setenv("TRAINYARD_MINIO_SECRET_KEY", SECRET_KEY)
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_KUBERNETES_DEFAULT", json.dumps({"conn_type": "kubernetes", "extra": {"kube_config": KUBE_CONFIG}})
-    )
+    for team in ("default", "vision", "nlp"):  # each team's connection (config/teams.yaml kubernetes_conn_id)
+        monkeypatch.setenv(
+            f"AIRFLOW_CONN_KUBERNETES_{team.upper()}",
+            json.dumps({"conn_type": "kubernetes", "extra": {"kube_config": KUBE_CONFIG}}),
+        )
     fake = FakeCluster(
         log_lines=[f"epoch {i}/2 loss=0.{9 - i}" for i in range(1, 3)] + ["wrote result.json"],
         xcom=trainer_result(),
