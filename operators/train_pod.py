@@ -165,7 +165,7 @@ class TrainerPodOperator(KubernetesPodOperator):
 
     def cleanup(self, pod: k8s.V1Pod, remote_pod: k8s.V1Pod, xcom_result: dict | None = None, context: Any = None) -> None:
         if not remote_pod and self.pod is not None:
-            # Created, but the provider's lookup right after creation missed it (a lagging list):
+            # Created, but the provider's label lookup right after creation can come back empty:
             # judge the pod by name rather than let a later error (e.g. the XCom sidecar's) speak.
             remote_pod = self.pod
         if self._killed or not remote_pod:
@@ -180,7 +180,10 @@ class TrainerPodOperator(KubernetesPodOperator):
         except Exception:  # unreachable: the last known state is all there is
             pass
         failure = None
-        if deleted or not container_is_succeeded(remote_pod, self.base_container_name):
+        # The pod's phase is the verdict: at its deadline the kubelet stops the trainer, which may
+        # still exit 0 ("Completed", seen on the tier), while the pod is Failed (DeadlineExceeded).
+        pod_failed = remote_pod.status is not None and remote_pod.status.phase == "Failed"
+        if deleted or pod_failed or not container_is_succeeded(remote_pod, self.base_container_name):
             failure = self.describe_failure(remote_pod, deleted=deleted)
         try:
             super().cleanup(pod, remote_pod, xcom_result, context)
