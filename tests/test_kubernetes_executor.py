@@ -173,10 +173,10 @@ def test_image_that_cannot_be_pulled_fails_naming_the_pull_error(pod_cluster, lo
     assert pod_cluster.deleted
 
 
+@pytest.mark.minio
 def test_failure_message_and_stored_log_never_show_a_secret(cluster, minio_server):  # noqa: F811
     from tests.minio_server import unique_bucket_prefix
 
-    minio_server.start()
     settings = minio_server.settings(bucket_prefix=unique_bucket_prefix())
     cluster.sidecar_killed = True
     cluster.outcome = "failed"
