@@ -78,11 +78,12 @@ images: venv services
 	bash scripts/build-images.sh
 
 up: venv services
-	$(BIN)/python scripts/airflow_stack.py up
+	$(BIN)/python scripts/airflow_stack.py up $(if $(PORT),--port $(PORT))
 
 bench: venv services
 	$(BIN)/python bench/snapshot_hashing.py
 	$(BIN)/python bench/minio_throughput.py
+	$(BIN)/python bench/client_refusal.py
 
 clean:
 	rm -rf .trainyard

@@ -102,9 +102,8 @@ def validate_task(plan: XComRecord, snapshot: XComRecord) -> dict:
     return summary.model_dump(mode="json")
 
 
-@task(task_id="train", multiple_outputs=False)
-@records_failure("train")
-def train_task(plan: XComRecord, snapshot: XComRecord, validation: XComRecord) -> dict:
+def train(plan: dict, snapshot: dict) -> dict:
+    """The train step on the local executors; operators/train_operator.py runs it as the `train` task."""
     from operators.context import executor_for, load_settings
     from steps.data.snapshot import SnapshotRef
     from steps.lifecycle.plan import RunPlan

@@ -2,11 +2,10 @@
 
 It turns the run's plan and snapshot into the trainer pod, lets the provider run it, and
 hands back the trainer's TrainerResult (read by the XCom sidecar from return.json) in the
-same shape as pipeline_tasks.train_task. A failed pod fails the task with its log tail.
+same shape as operators/train_operator.py. A failed pod fails the task with its log tail.
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +18,7 @@ from kubernetes.client import models as k8s
 from kubernetes.client.exceptions import ApiException
 
 from operators.failure_recording import recording_failure
+from operators.xcom import xcom_record
 from steps.catalog.teams import DEFAULT_TEAMS_PATH, load_teams
 from steps.kubernetes.pod_failure import PodFailure, deleted_pod_failure, pod_failure, quota_refusal
 from steps.kubernetes.pod_spec import (
@@ -51,11 +51,6 @@ class TrainerPodFailed(AirflowException):
         self.failure_kind = failure.kind
         if failure.retryable is not None:
             self.retryable = failure.retryable
-
-
-def _record(value: Any) -> Any:
-    """XCom values arrive as dicts (XComArg) or as JSON text (a Jinja template)."""
-    return json.loads(value) if isinstance(value, str) else value
 
 
 class TrainerPodOperator(KubernetesPodOperator):
@@ -111,7 +106,7 @@ class TrainerPodOperator(KubernetesPodOperator):
         from steps.lifecycle.plan import RunPlan
         from steps.lifecycle.train import training_job
 
-        run = RunPlan.model_validate(_record(self.plan))
+        run = RunPlan.model_validate(xcom_record(self.plan))
         if run.team != self.team_entry.name:
             raise AirflowException(
                 f"run is for team {run.team!r}, but this task trains for team {self.team_entry.name!r} "
@@ -123,7 +118,7 @@ class TrainerPodOperator(KubernetesPodOperator):
                 f"the Kubernetes executor needs TRAINYARD_STORE=minio; a pod cannot reach this worker's "
                 f"{settings.store.backend} store"
             )
-        overrides = ResourceOverrides.model_validate(_record(self.resource_overrides)) if self.resource_overrides else None
+        overrides = ResourceOverrides.model_validate(xcom_record(self.resource_overrides)) if self.resource_overrides else None
         placement = placement_for(load_catalog(settings).algorithm(run.algorithm), self.team_entry, overrides)
         job = training_job(run, self._snapshot_ref().dataset_hash)
         return render_trainer_pod(job, run.image, settings.store, placement)
@@ -131,7 +126,7 @@ class TrainerPodOperator(KubernetesPodOperator):
     def _snapshot_ref(self):
         from steps.data.snapshot import SnapshotRef
 
-        return SnapshotRef.model_validate(_record(self.snapshot))
+        return SnapshotRef.model_validate(xcom_record(self.snapshot))
 
     def execute(self, context: Any) -> dict:
         with recording_failure(self.task_id, context), self._refusals_explained():

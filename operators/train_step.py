@@ -10,6 +10,6 @@ def train_step(plan, snapshot, validation):
         from operators.train_pod import TrainerPodOperator
 
         return TrainerPodOperator(plan=plan, snapshot=snapshot, validation=validation).output
-    from operators.pipeline_tasks import train_task
+    from operators.train_operator import TrainOperator
 
-    return train_task(plan, snapshot, validation)
+    return TrainOperator(plan=plan, snapshot=snapshot, validation=validation).output

@@ -12,6 +12,12 @@ class TrainerFailed(RuntimeError):
     """The trainer exited non-zero; the message carries its last log lines."""
 
 
+class TrainerStopped(TrainerFailed):
+    """The trainer was stopped on purpose because its task was killed; not the trainer's fault."""
+
+    failure_kind = "stopped"
+
+
 class TrainerExecutor(Protocol):
     kind: str
 

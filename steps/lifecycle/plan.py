@@ -12,20 +12,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from steps.catalog.catalog import Catalog
+from steps.catalog.catalog import AlgorithmEntry, Catalog, DatasetEntry
 from steps.hashing import sha256_bytes
 from steps.images.code_hash import trainer_code_sha256
 from steps.images.trainer_image import TrainerImage
+from steps.lifecycle.bounds import BOUNDS  # noqa: F401 - re-exported: the DAGs' Params import it from here
 from steps.store import validate_name
 from steps.store.run_layout import RunLayout
-
-# Param bounds, shared with the DAG's Params (operators/params.py renders these).
-BOUNDS: dict[str, dict[str, Any]] = {
-    "epochs": {"minimum": 1, "maximum": 200},
-    "learning_rate": {"exclusiveMinimum": 0, "maximum": 10},
-    "batch_size": {"minimum": 1, "maximum": 4096},
-    "seed": {"minimum": 0, "maximum": 2**31 - 1},
-}
 
 
 class BadRequest(ValueError):
@@ -104,6 +97,19 @@ def run_key_for(dag_id: str, run_id: str) -> str:
     return f"{safe}-{digest}"
 
 
+def catalog_pair(catalog: Catalog, dataset_name: str, algorithm_name: str) -> tuple[DatasetEntry, AlgorithmEntry]:
+    """The catalog entries a request names; unknown names and a schema mismatch are refused in the
+    same words wherever a request is checked (the plan task, `trainyard submit`)."""
+    dataset = catalog.dataset(dataset_name)
+    algorithm = catalog.algorithm(algorithm_name)
+    if algorithm.schema_name != dataset.schema_name:
+        raise BadRequest(
+            f"algorithm {algorithm.name!r} trains on {algorithm.schema_name!r} data, but dataset "
+            f"{dataset.name!r} has schema {dataset.schema_name!r}"
+        )
+    return dataset, algorithm
+
+
 def plan_run(
     request: RunRequest,
     catalog: Catalog,
@@ -119,13 +125,7 @@ def plan_run(
 ) -> RunPlan:
     """Resolve names, defaults and the trainer image. `image_resolver(reference) -> digest`
     is used for container and Kubernetes executors; it runs once per run, here."""
-    dataset = catalog.dataset(request.dataset)
-    algorithm = catalog.algorithm(request.algorithm)
-    if algorithm.schema_name != dataset.schema_name:
-        raise BadRequest(
-            f"algorithm {algorithm.name!r} trains on {algorithm.schema_name!r} data, but dataset "
-            f"{dataset.name!r} has schema {dataset.schema_name!r}"
-        )
+    dataset, algorithm = catalog_pair(catalog, request.dataset, request.algorithm)
     model_name = validate_name("model", request.model_name or f"{request.dataset}-{request.algorithm}")
     hyperparameters = {
         **algorithm.defaults,

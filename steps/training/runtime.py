@@ -54,12 +54,16 @@ def split_examples(frame, schema, split_seed: int, test_fraction: float):
     return mask, hashes
 
 
+def _epochs_jsonl(epochs: list[dict]) -> bytes:
+    return "".join(json.dumps(e, sort_keys=True) + "\n" for e in epochs).encode()
+
+
 def _write_outputs(store, job: TrainingJob, weights_path: Path | None, epochs: list[dict], result: TrainerResult) -> None:
     # Files first, result summary last: a reader trusts a run output only once result.json exists.
     if weights_path is not None:
         store.put_file(job.weights_output_key, weights_path)
     if epochs:
-        store.put_bytes(job.metrics_output_key, "".join(json.dumps(e, sort_keys=True) + "\n" for e in epochs).encode())
+        store.put_bytes(job.metrics_output_key, _epochs_jsonl(epochs))
     store.put_bytes(job.result_output_key, result.model_dump_json(indent=2).encode())
     xcom_dir = Path(XCOM_RETURN_PATH).parent
     if xcom_dir.is_dir():
@@ -113,6 +117,9 @@ def train_or_evaluate(algorithm: TrainerAlgorithm, env: dict[str, str]) -> Train
         def on_epoch(record: dict) -> None:
             epochs_log.append(record)
             print(json.dumps(record), flush=True)
+            # Rewritten after every epoch so a watcher (`trainyard status`) sees a running trainer's
+            # progress; result.json, written last, still marks the outputs complete.
+            store.put_bytes(job.metrics_output_key, _epochs_jsonl(epochs_log))
 
         epochs_done = fit(
             model,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from trainyard.cli import data_commands, model_commands, run_commands
+from trainyard.cli import client_commands, data_commands, model_commands, run_commands
 
-COMMAND_GROUPS = (data_commands, run_commands, model_commands)
+COMMAND_GROUPS = (data_commands, run_commands, model_commands, client_commands)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,4 +26,4 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except (ValueError, LookupError, StoreError, RuntimeError) as exc:
         print(f"trainyard: error: {exc}", file=sys.stderr)
-        return 2
+        return getattr(exc, "exit_code", 2)  # the client's errors carry their own (trainyard/client/errors.py)

@@ -1,0 +1,12 @@
+"""Run parameter bounds, shared by the DAGs' Params (operators/params.py renders these), the plan's
+RunRequest and the CLI's --help. A module of its own so the CLI can read them without importing the plan."""
+from __future__ import annotations
+
+from typing import Any
+
+BOUNDS: dict[str, dict[str, Any]] = {
+    "epochs": {"minimum": 1, "maximum": 200},
+    "learning_rate": {"exclusiveMinimum": 0, "maximum": 10},
+    "batch_size": {"minimum": 1, "maximum": 4096},
+    "seed": {"minimum": 0, "maximum": 2**31 - 1},
+}
