@@ -24,9 +24,12 @@ class TrainOperator(BaseOperator):
 
     def execute(self, context: Any) -> dict:
         from operators.pipeline_tasks import train
+        from operators.training_reuse import skip_if_already_trained
 
+        plan, snapshot = xcom_record(self.plan), xcom_record(self.snapshot)
         with recording_failure(self.task_id, context):
-            return train(xcom_record(self.plan), xcom_record(self.snapshot))
+            skip_if_already_trained(plan, snapshot, context)  # a registered identity: nothing to train
+            return train(plan, snapshot)
 
     def on_kill(self) -> None:
         from steps.executors.trainer_process import stop_running_trainers

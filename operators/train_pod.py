@@ -129,7 +129,10 @@ class TrainerPodOperator(KubernetesPodOperator):
         return SnapshotRef.model_validate(xcom_record(self.snapshot))
 
     def execute(self, context: Any) -> dict:
+        from operators.training_reuse import skip_if_already_trained
+
         with recording_failure(self.task_id, context), self._refusals_explained():
+            skip_if_already_trained(xcom_record(self.plan), xcom_record(self.snapshot), context)  # before any pod exists
             return self._trainer_result(super().execute(context))
 
     @contextmanager

@@ -71,7 +71,8 @@ def test_submit_refuses_an_out_of_bounds_parameter_in_the_forms_words_before_any
 def test_submit_refuses_an_unknown_dataset_and_a_mismatched_algorithm_without_airflow():
     unknown = _probe("submit", "--dataset", "digitz", "--algorithm", "digits-cnn", "--airflow", "http://127.0.0.1:9")
     assert unknown["code"] == EXIT_BAD_REQUEST
-    assert unknown["stderr"].strip() == "trainyard: error: dataset 'digitz' is not in the catalog; known: digits, intents"
+    assert unknown["stderr"].strip() == ("trainyard: error: dataset 'digitz' is not in the catalog (did you mean 'digits'?); "
+                                         "known: digits, intents")
     assert unknown["imported"] == []
     mismatch = _probe("submit", "--dataset", "intents", "--algorithm", "digits-cnn", "--airflow", "http://127.0.0.1:9")
     assert mismatch["code"] == EXIT_BAD_REQUEST

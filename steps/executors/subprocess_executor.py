@@ -1,7 +1,10 @@
 """The embedded executor: the trainer's entrypoint as a local subprocess, with exactly
-the environment a Kubernetes pod would get (plus PATH/PYTHONPATH to find Python)."""
+the environment a Kubernetes pod would get (plus PATH/PYTHONPATH to find Python). Under the
+embedded runner the process may be a warm interpreter that already imported torch
+(steps/warm/interpreter.py); the job, environment and entrypoint are the same."""
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import tempfile
@@ -14,6 +17,20 @@ from steps.project_root import PROJECT_ROOT
 from steps.store import StoreSettings
 from steps.training.contract import ENV_SCRATCH_DIR, TrainerResult, TrainingJob
 from steps.training.trainer_env import trainer_public_env, trainer_secret_env
+from steps.warm import interpreter as warm_interpreters
+
+log = logging.getLogger(__name__)
+
+WARM_PURPOSE = "trainer"
+#: What a trainer imports before it reads its job: the heavy libraries and the shared runtime.
+#: Importing them reads no job setting (those arrive through the environment later).
+TRAINER_PRELOAD = ("torch", "numpy", "pandas", "safetensors.torch", "steps.training.runtime", "steps.training.loop",
+                   "steps.data.dataset_reader", "steps.data.snapshot", "steps.store.local")
+
+
+def prewarm_trainer(python: str = sys.executable, project_root: Path = PROJECT_ROOT) -> bool:
+    """Under the embedded runner: start the interpreter this executor's next trainer will run in."""
+    return warm_interpreters.prewarm(WARM_PURPOSE, python, project_root, TRAINER_PRELOAD)
 
 
 class SubprocessExecutor:
@@ -40,11 +57,15 @@ class SubprocessExecutor:
         if not entrypoint.is_file():
             raise TrainerFailed(f"trainer entrypoint {image.entrypoint} for {job.algorithm!r} does not exist")
         with tempfile.TemporaryDirectory(prefix="trainyard-scratch-") as scratch:
+            env = self.environment(job, store, scratch)
+            warm = warm_interpreters.take(WARM_PURPOSE, self.python, self.project_root)
+            log.info("running trainer %s in %s", job.algorithm, "a warm interpreter" if warm else "a new process")
             outcome = run_trainer_process(
                 [self.python, str(entrypoint)],
-                env=self.environment(job, store, scratch),
+                env=env,
                 cwd=scratch,
                 deadline_s=deadline_s,
                 secrets=trainer_secret_env(store),
+                started=warm.start(entrypoint, env, scratch) if warm else None,
             )
         return trainer_result(job, outcome, store, f" (deadline {deadline_s}s)" if outcome.timed_out else "")

@@ -57,9 +57,12 @@ def run_trainer_process(
     secrets: dict[str, str],
     on_deadline: Callable[[subprocess.Popen], None] | None = None,
     cwd: str | None = None,
+    started: subprocess.Popen | None = None,
 ) -> TrainerProcessOutcome:
+    """`started`: a trainer process already running the job (a warm interpreter, started the same
+    way: its own session, stdout and stderr on one text pipe); otherwise `command` is started."""
     # Its own session, so the deadline can kill grandchildren that hold the log pipe open.
-    proc = subprocess.Popen(
+    proc = started or subprocess.Popen(
         command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
     )
     fired = threading.Event()

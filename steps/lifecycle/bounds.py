@@ -1,5 +1,6 @@
-"""Run parameter bounds, shared by the DAGs' Params (operators/params.py renders these), the plan's
-RunRequest and the CLI's --help. A module of its own so the CLI can read them without importing the plan."""
+"""Run parameter bounds and defaults, shared by the DAGs' Params (operators/params.py renders these),
+the plan's RunRequest and the CLI's --help. A module of its own, import-free, so the CLI can read them
+without importing the plan and `trainyard --help` stays instant."""
 from __future__ import annotations
 
 from typing import Any
@@ -10,3 +11,4 @@ BOUNDS: dict[str, dict[str, Any]] = {
     "batch_size": {"minimum": 1, "maximum": 4096},
     "seed": {"minimum": 0, "maximum": 2**31 - 1},
 }
+DEFAULT_SEED = 42

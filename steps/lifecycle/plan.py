@@ -16,7 +16,8 @@ from steps.catalog.catalog import AlgorithmEntry, Catalog, DatasetEntry
 from steps.hashing import sha256_bytes
 from steps.images.code_hash import trainer_code_sha256
 from steps.images.trainer_image import TrainerImage
-from steps.lifecycle.bounds import BOUNDS  # noqa: F401 - re-exported: the DAGs' Params import it from here
+from steps.lifecycle.bounds import BOUNDS as BOUNDS  # re-exported: the form and the CLI read it here too
+from steps.lifecycle.bounds import DEFAULT_SEED
 from steps.store import validate_name
 from steps.store.run_layout import RunLayout
 
@@ -25,19 +26,24 @@ class BadRequest(ValueError):
     """A run request that cannot run; the message names every problem."""
 
 
+#: The hyperparameters a request may set; left out (None), the algorithm registry's default applies.
+TUNABLE = ("epochs", "learning_rate", "batch_size")
+
+
 class RunRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     dataset: str
     algorithm: str
     model_name: str = ""  # defaults to "<dataset>-<algorithm>"
-    epochs: int = Field(ge=1, le=200)
-    learning_rate: float = Field(gt=0, le=10)
-    batch_size: int = Field(ge=1, le=4096)
-    seed: int = Field(ge=0, le=2**31 - 1)
+    epochs: int | None = Field(default=None, ge=1, le=200)
+    learning_rate: float | None = Field(default=None, gt=0, le=10)
+    batch_size: int | None = Field(default=None, ge=1, le=4096)
+    seed: int = Field(default=DEFAULT_SEED, ge=0, le=2**31 - 1)
     team: str = "default"
     promote: bool = True  # backfills set False: they never move the champion
     replay: Literal["none", "exact", "current-code"] = "none"
+    force: bool = False  # train even when a registered version already holds this training's result
 
 
 def parse_request(values: dict[str, Any]) -> RunRequest:
@@ -80,6 +86,7 @@ class RunPlan(BaseModel):
     replay_of: str | None = None
     expected_weights_sha256: str | None = None
     historical: bool = False
+    force: bool = False  # never reuse a registered version (steps/lifecycle/training_reuse.py)
 
     @property
     def layout(self) -> RunLayout:
@@ -99,15 +106,36 @@ def run_key_for(dag_id: str, run_id: str) -> str:
 
 def catalog_pair(catalog: Catalog, dataset_name: str, algorithm_name: str) -> tuple[DatasetEntry, AlgorithmEntry]:
     """The catalog entries a request names; unknown names and a schema mismatch are refused in the
-    same words wherever a request is checked (the plan task, `trainyard submit`)."""
+    same words wherever a request is checked (the plan task, `trainyard run`, `trainyard submit`)."""
     dataset = catalog.dataset(dataset_name)
     algorithm = catalog.algorithm(algorithm_name)
     if algorithm.schema_name != dataset.schema_name:
+        fits = sorted(a.name for a in catalog.algorithms.values() if a.schema_name == dataset.schema_name)
         raise BadRequest(
             f"algorithm {algorithm.name!r} trains on {algorithm.schema_name!r} data, but dataset "
-            f"{dataset.name!r} has schema {dataset.schema_name!r}"
+            f"{dataset.name!r} has schema {dataset.schema_name!r}; algorithms for it: {', '.join(fits) or 'none'}"
         )
     return dataset, algorithm
+
+
+def check_request(request: RunRequest, catalog: Catalog) -> tuple[DatasetEntry, AlgorithmEntry, str, dict[str, Any]]:
+    """Everything about a request that can be refused from the catalog alone (no Airflow, no I/O
+    beyond the catalog files): names, schema fit, model name, and the hyperparameters it will run
+    with (the registry's defaults, overridden by what the request sets) within BOUNDS."""
+    dataset, algorithm = catalog_pair(catalog, request.dataset, request.algorithm)
+    model_name = validate_name("model", request.model_name or f"{request.dataset}-{request.algorithm}")
+    hyperparameters = {**algorithm.defaults}
+    hyperparameters.update({k: getattr(request, k) for k in TUNABLE if getattr(request, k) is not None})
+    missing = [k for k in TUNABLE if k not in hyperparameters]
+    if missing:
+        raise BadRequest(f"algorithm {algorithm.name!r} has no default {', '.join(missing)} in the registry; set it")
+    try:
+        RunRequest.model_validate({"dataset": dataset.name, "algorithm": algorithm.name,
+                                   **{k: hyperparameters[k] for k in TUNABLE}})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise BadRequest(f"algorithm {algorithm.name!r}'s registry defaults are out of bounds: {problems}") from None
+    return dataset, algorithm, model_name, hyperparameters
 
 
 def plan_run(
@@ -125,14 +153,7 @@ def plan_run(
 ) -> RunPlan:
     """Resolve names, defaults and the trainer image. `image_resolver(reference) -> digest`
     is used for container and Kubernetes executors; it runs once per run, here."""
-    dataset, algorithm = catalog_pair(catalog, request.dataset, request.algorithm)
-    model_name = validate_name("model", request.model_name or f"{request.dataset}-{request.algorithm}")
-    hyperparameters = {
-        **algorithm.defaults,
-        "epochs": request.epochs,
-        "learning_rate": request.learning_rate,
-        "batch_size": request.batch_size,
-    }
+    dataset, algorithm, model_name, hyperparameters = check_request(request, catalog)
     image_version = algorithm.image_on(logical_date) if logical_date else algorithm.current_image()
     if executor == "subprocess":
         image = TrainerImage(
@@ -173,4 +194,5 @@ def plan_run(
         promote=request.promote,
         replay=request.replay,
         executor=executor,
+        force=request.force,
     )

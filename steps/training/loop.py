@@ -43,7 +43,7 @@ def fit(
             loss = loss_fn(model(batch_x), batch_y)
             loss.backward()
             optimizer.step()
-            total_loss += float(loss) * len(batch_y)
+            total_loss += float(loss.detach()) * len(batch_y)  # detached: no autograd warning per run
             seen += len(batch_y)
         record = {"epoch": epoch, "train_loss": total_loss / max(seen, 1)}
         if evaluate_each_epoch is not None:

@@ -167,14 +167,27 @@ def _common() -> argparse.ArgumentParser:
 
 
 def _run_ref(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_id", metavar="RUN_ID")
+    parser.add_argument("run_id", metavar="RUN_ID", help="the run's id, as `submit` or `runs` printed it (required)")
     parser.add_argument("--dag", help="the run's DAG (default: found by RUN_ID across all DAGs)")
 
 
 def _bounded(name: str) -> str:
     bounds = BOUNDS[name]
     low = f">{bounds['exclusiveMinimum']}" if "exclusiveMinimum" in bounds else f">={bounds['minimum']}"
-    return f"{low}, <={bounds['maximum']}"
+    return f"range: {low}, <={bounds['maximum']}"
+
+
+def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse type for counts and intervals that must be above zero, as their --help says."""
+
+    def parse(text: str) -> Any:
+        value = kind(text)
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its error: 'invalid float value'
+    return parse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -186,59 +199,62 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", help="catalog name of the dataset (required for training_pipeline)")
     p.add_argument("--algorithm", help="registered algorithm (required for training_pipeline)")
     p.add_argument("--model-name", help="registry name (default: <dataset>-<algorithm>)")
-    p.add_argument("--epochs", type=int, help=f"passes over the training split ({_bounded('epochs')}; default: the DAG's)")
-    p.add_argument("--learning-rate", type=float, help=f"Adam step size ({_bounded('learning_rate')}; default: the DAG's)")
-    p.add_argument("--batch-size", type=int, help=f"examples per step ({_bounded('batch_size')}; default: the DAG's)")
+    p.add_argument("--epochs", type=int,
+                   help=f"passes over the training split ({_bounded('epochs')}; default: the algorithm registry's)")
+    p.add_argument("--learning-rate", type=float,
+                   help=f"Adam step size ({_bounded('learning_rate')}; default: the algorithm registry's)")
+    p.add_argument("--batch-size", type=int,
+                   help=f"examples per step ({_bounded('batch_size')}; default: the algorithm registry's)")
     p.add_argument("--seed", type=int, help=f"training seed ({_bounded('seed')}; default: the DAG's)")
     p.add_argument("--param", type=_param, action="append", metavar="KEY=VALUE",
-                   help="any other DAG parameter (VALUE parsed as JSON when it is JSON); repeatable")
+                   help="any other DAG parameter (VALUE parsed as JSON when it is JSON); repeatable (default: none)")
     p.add_argument("--dag", help="the DAG to trigger (default: training_pipeline)")
     p.add_argument("--run-id", help="the run id (default: submit__<UTC time>-<random>)")
     p.add_argument("--unpause", action="store_true", help="unpause the DAG first if it is paused (default: refuse)")
-    p.add_argument("--watch", action="store_true", help="then watch the run to its end (exit 1 if it fails)")
-    p.add_argument("--poll-s", type=float, default=3.0, help="seconds between polls while watching (default 3)")
+    p.add_argument("--watch", action="store_true", help="then watch the run to its end (exit 1 if it fails; default: return once submitted)")
+    p.add_argument("--poll-s", type=_positive(float), default=3.0, help="seconds between polls while watching (default 3; range: > 0)")
     p.set_defaults(func=_interruptible(cmd_submit))
 
     p = sub.add_parser("status", parents=[common],
                        help="a run's task states, the trainer's epoch and metrics, why it failed, what it registered")
     _run_ref(p)
-    p.add_argument("--watch", action="store_true", help="print changes as they happen until the run ends")
-    p.add_argument("--poll-s", type=float, default=3.0, help="seconds between polls while watching (default 3)")
+    p.add_argument("--watch", action="store_true", help="print changes as they happen until the run ends (default: print once)")
+    p.add_argument("--poll-s", type=_positive(float), default=3.0, help="seconds between polls while watching (default 3; range: > 0)")
     p.set_defaults(func=_interruptible(cmd_status))
 
     p = sub.add_parser("logs", parents=[common], help="a run's task logs (every task's, or --task's)")
     _run_ref(p)
     p.add_argument("--task", help="one task, e.g. train (default: every task that has started)")
-    p.add_argument("--try", dest="try_number", type=int, help="that try of --task (default: the latest)")
-    p.add_argument("--follow", action="store_true", help="keep printing as the task writes, until it ends")
+    p.add_argument("--try", dest="try_number", type=_positive(int), help="that try of --task (default: the latest; range: >= 1)")
+    p.add_argument("--follow", action="store_true", help="keep printing as the task writes, until it ends (default: print what is there)")
     p.set_defaults(func=_interruptible(cmd_logs))
 
     p = sub.add_parser("cancel", parents=[common], help="stop a run: Airflow kills its tasks, a running trainer stops")
     _run_ref(p)
-    p.add_argument("--confirm-timeout-s", type=float, default=90.0,
-                   help="how long to wait for the train step to record that its trainer stopped (default 90)")
+    p.add_argument("--confirm-timeout-s", type=_positive(float), default=90.0,
+                   help="how long to wait for the train step to record that its trainer stopped (default 90; range: > 0)")
     p.set_defaults(func=_interruptible(cmd_cancel))
 
     p = sub.add_parser("runs", parents=[common], help="recent runs of Trainyard's DAGs, newest first")
-    p.add_argument("--dataset", help="only runs that train this dataset")
-    p.add_argument("--state", choices=RUN_STATES, help="only runs in this state")
+    p.add_argument("--dataset", help="only runs that train this dataset (default: any)")
+    p.add_argument("--state", choices=RUN_STATES, help="only runs in this state (default: any)")
     p.add_argument("--dag", help="only this DAG's runs (default: every DAG tagged trainyard)")
-    p.add_argument("--limit", type=int, default=20, help="at most this many runs (default 20)")
+    p.add_argument("--limit", type=_positive(int), default=20, help="at most this many runs (default 20; range: >= 1)")
     p.set_defaults(func=cmd_runs)
 
     p = sub.add_parser("backfill", parents=[common],
                        help="backfill a DAG over dates and watch it; per date, the model version and whether weights matched")
-    p.add_argument("--dag", required=True, help="the DAG to backfill, e.g. scheduled_retraining")
-    p.add_argument("--from", dest="from_day", type=_day, required=True, metavar="DATE", help="first date (YYYY-MM-DD)")
-    p.add_argument("--to", dest="to_day", type=_day, required=True, metavar="DATE", help="last date, included (YYYY-MM-DD)")
+    p.add_argument("--dag", required=True, help="the DAG to backfill, e.g. scheduled_retraining (required)")
+    p.add_argument("--from", dest="from_day", type=_day, required=True, metavar="DATE", help="first date, YYYY-MM-DD (required)")
+    p.add_argument("--to", dest="to_day", type=_day, required=True, metavar="DATE", help="last date, included, YYYY-MM-DD (required)")
     p.add_argument("--replay", choices=REPLAY_MODES,
                    help="dates with a registered model: exact replay of its manifest, or its data on today's trainer "
                         "(default: the DAG's, exact)")
     p.add_argument("--reprocess", choices=REPROCESS_BEHAVIORS, default="none",
                    help="dates that already have a run: none skips them, failed re-runs failed ones, completed re-runs all "
                         "(default none)")
-    p.add_argument("--param", type=_param, action="append", metavar="KEY=VALUE", help="a DAG parameter for every run")
+    p.add_argument("--param", type=_param, action="append", metavar="KEY=VALUE", help="a DAG parameter for every run; repeatable (default: none)")
     p.add_argument("--unpause", action="store_true", help="unpause the DAG first if it is paused (default: refuse)")
-    p.add_argument("--no-watch", dest="watch", action="store_false", help="create the backfill and return")
-    p.add_argument("--poll-s", type=float, default=5.0, help="seconds between polls while watching (default 5)")
+    p.add_argument("--no-watch", dest="watch", action="store_false", help="create the backfill and return (default: watch it to its end)")
+    p.add_argument("--poll-s", type=_positive(float), default=5.0, help="seconds between polls while watching (default 5; range: > 0)")
     p.set_defaults(func=_interruptible(cmd_backfill))
