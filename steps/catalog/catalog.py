@@ -59,6 +59,8 @@ class AlgorithmEntry(BaseModel):
     entrypoint: str
     repository: str
     defaults: dict[str, Any]
+    # The default hyperparameter search space of a study (validated by steps/tuning/space.py).
+    search_space: dict[str, Any] = {}
     resources: Resources = Resources()
     deadline_s: int = 3600
     # Surviving interruption (docs/trainer-contract.md): tries of the train task after the first,

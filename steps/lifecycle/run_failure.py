@@ -29,6 +29,7 @@ RETRYABLE_BY_KIND = {
     "oom-killed": True,
     "evicted": True,
     "image-pull": True,
+    "quota-exceeded": True,  # the namespace's ResourceQuota refused the pod (unless it asks more than the whole)
     "trainer-exit": True,  # the trainer exited non-zero
     "stopped": True,  # the task was killed (a cancelled run, a worker shutdown) and stopped its trainer
     "error": True,  # anything else

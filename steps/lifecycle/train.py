@@ -31,6 +31,7 @@ def training_job(plan: RunPlan, dataset_hash: str, *, device: str = "auto") -> T
         checkpoint_every=plan.checkpoint_every,
         checkpoints_kept=plan.checkpoints_kept,
         stall_timeout_s=plan.stall_timeout_s,
+        pruning=plan.pruning,
     )
 
 

@@ -98,6 +98,7 @@ def train_or_evaluate(algorithm: TrainerAlgorithm, env: dict[str, str]) -> Train
         weights_sha256=sha256_file(weights_path),
         train_examples=int(len(data.train_y)),
         epochs_completed=len(history),
+        status="pruned" if stopped is not None and stopped.status == "pruned" else "completed",
         resumed=resumed,
         stopped=stopped,
         wall_time_s=round(time.perf_counter() - started, 3),

@@ -1,6 +1,6 @@
 """One trainer try's training: resume from the run's newest usable checkpoint, then run the loop with
-its epoch-end hooks (checkpoint, metrics.jsonl, TensorBoard events, the progress line) under the
-stall watchdog."""
+its epoch-end hooks (checkpoint, metrics.jsonl, TensorBoard events, the progress line and, for a
+study's trial, the pruner) under the stall watchdog."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -80,6 +80,11 @@ def train_model(
         ProgressLineHook(epochs, emit),
         *(_Watched(hook, type(hook).__name__, watchdog) for hook in extra_hooks),
     ]
+    if job.pruning is not None:
+        from steps.training.pruning import PruningHook  # optuna: only a study's trial needs it
+
+        # Last: the epoch's checkpoint is taken and its metrics stored before the pruner may end the trial.
+        hooks.append(_Watched(PruningHook(job.pruning, store), PruningHook.activity, watchdog))
 
     def evaluate_epoch():
         watchdog.doing(f"evaluating epoch {state.epochs_completed + 1}")
