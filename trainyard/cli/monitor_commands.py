@@ -27,6 +27,10 @@ def cmd_tensorboard(args) -> int:
 
     if not args.refs and not args.all_runs:
         raise ValueError("name at least one MODEL@VERSION, MODEL, RUN_KEY or RUN_ID, or pass --all-runs")
+    if args.port is not None and not 0 <= args.port <= 65535:
+        raise ValueError(f"--port must be 0-65535, got {args.port}")
+    if not args.refresh_s > 0:
+        raise ValueError(f"--refresh-s must be > 0, got {args.refresh_s:g}")
     store = open_configured_store()
     sources = _sources(store, args)
     with tempfile.TemporaryDirectory(prefix="trainyard-tensorboard-") as scratch:
@@ -60,12 +64,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("refs", nargs="*", metavar="REF",
                    help="MODEL@VERSION, MODEL (its champion), a run key, or an Airflow run id of --dag")
-    p.add_argument("--all-runs", action="store_true", help="also every run in the store that wrote events")
+    p.add_argument("--all-runs", action="store_true", help="also every run in the store that wrote events (default: only the named ones)")
     p.add_argument("--dag", default="training_pipeline", help="DAG whose run ids REF may name (default: %(default)s)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     p.add_argument("--port", type=int, default=None,
-                   help="port to listen on; 0 = any free port (default: 6006, or the next free one)")
+                   help="port to listen on; 0 = any free port (default: 6006, or the next free one; range: 0-65535)")
     p.add_argument("--refresh-s", type=float, default=30.0,
-                   help="seconds between fetches of changed event files (default: %(default)s)")
+                   help="seconds between fetches of changed event files (default: %(default)s; range: > 0)")
     p.add_argument("--logdir", help="keep the fetched files in this directory (default: a temporary one)")
     p.set_defaults(func=cmd_tensorboard)
