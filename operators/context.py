@@ -37,4 +37,6 @@ def run_identity(context: dict[str, Any]) -> tuple[str, str, date | None]:
 def executor_for(kind: str, settings: Settings):
     from steps.executors.factory import make_executor
 
-    return make_executor(kind, container_runtime=settings.container_runtime)
+    return make_executor(
+        kind, container_runtime=settings.container_runtime, rendezvous_timeout_s=settings.rendezvous_timeout_s
+    )

@@ -1,5 +1,6 @@
-"""The embedded executor: the trainer's entrypoint as a local subprocess, with exactly
-the environment a Kubernetes pod would get (plus PATH/PYTHONPATH to find Python)."""
+"""The embedded executor: the trainer's entrypoint as a local subprocess (torchrun with
+`--standalone` for procs_per_node > 1, on this one machine), with exactly the environment a
+Kubernetes pod would get (plus PATH/PYTHONPATH to find Python)."""
 from __future__ import annotations
 
 import os
@@ -7,12 +8,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-from steps.executors.base import TrainerFailed
+from steps.executors.base import TrainerFailed, refuse_unsupported_shape
 from steps.executors.trainer_process import run_trainer_process, trainer_result
 from steps.images.trainer_image import TrainerImage
 from steps.project_root import PROJECT_ROOT
 from steps.store import StoreSettings
 from steps.training.contract import ENV_SCRATCH_DIR, TrainerResult, TrainingJob
+from steps.training.launch import torchrun_command
 from steps.training.trainer_env import trainer_public_env, trainer_secret_env
 
 
@@ -35,13 +37,21 @@ class SubprocessExecutor:
             **trainer_secret_env(store),
         }
 
+    def command(self, job: TrainingJob, entrypoint: Path) -> list[str]:
+        """One process runs the script itself; more are started by torchrun with this venv's Python."""
+        if not job.shape.distributed:
+            return [self.python, str(entrypoint)]
+        refuse_unsupported_shape(self.kind, job.shape)
+        return torchrun_command(self.python, str(entrypoint), job.shape)
+
     def run(self, job: TrainingJob, image: TrainerImage, store: StoreSettings, *, deadline_s: int) -> TrainerResult:
         entrypoint = self.project_root / image.entrypoint
         if not entrypoint.is_file():
             raise TrainerFailed(f"trainer entrypoint {image.entrypoint} for {job.algorithm!r} does not exist")
+        command = self.command(job, entrypoint)
         with tempfile.TemporaryDirectory(prefix="trainyard-scratch-") as scratch:
             outcome = run_trainer_process(
-                [self.python, str(entrypoint)],
+                command,
                 env=self.environment(job, store, scratch),
                 cwd=scratch,
                 deadline_s=deadline_s,

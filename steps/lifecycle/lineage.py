@@ -17,6 +17,7 @@ def lineage_lines(store: ArtifactStore, manifest: ModelManifest) -> list[str]:
         f"  validation        : {'passed' if manifest.validation.success else 'FAILED'} "
         f"({manifest.validation.expectations_evaluated} expectations) {manifest.validation.report_key}",
         f"  trainer           : {manifest.trainer.pinned_reference} ({manifest.trainer.image_reference}, {manifest.executor})",
+        f"  processes         : {manifest.shape.describe()}, backend {manifest.backend}, {manifest.num_threads} thread(s) each",
         f"  run               : {manifest.airflow.dag_id} / {manifest.airflow.run_id} "
         f"(logical date {manifest.airflow.logical_date or '-'}) seed={manifest.seed} split_seed={manifest.split_seed}",
         f"  metrics           : accuracy={m.accuracy:.4f} macro_f1={m.macro_f1:.4f} loss={m.loss:.4f} "

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict
 from steps.hashing import canonical_json
 from steps.images.trainer_image import TrainerImage
 from steps.training.contract import EvalMetrics
+from steps.training.shape import NO_BACKEND, TrainingShape
 
 MANIFEST_SCHEMA_VERSION = 1
 
@@ -91,6 +92,11 @@ class ModelManifest(BaseModel):
     num_threads: int
     device: str
     torch_version: str
+    # The processes that trained, which the weights depend on (older manifests: one plain process).
+    nodes: int = 1
+    procs_per_node: int = 1
+    world_size: int = 1
+    backend: str = NO_BACKEND
     metrics: EvalMetrics
     weights_sha256: str
     evaluation: EvaluationRecord
@@ -98,6 +104,10 @@ class ModelManifest(BaseModel):
     replay: ReplayRecord = ReplayRecord()
     historical: bool = False  # registered by a backfill for a date that had no model
     files: list[ManifestFile]
+
+    @property
+    def shape(self) -> TrainingShape:
+        return TrainingShape(nodes=self.nodes, procs_per_node=self.procs_per_node)
 
     def to_bytes(self) -> bytes:
         return canonical_json(self.model_dump(mode="json"))

@@ -13,11 +13,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from steps.catalog.catalog import Catalog
+from steps.executors.base import ShapeUnsupported, refuse_unsupported_shape
 from steps.hashing import sha256_bytes
 from steps.images.code_hash import trainer_code_sha256
 from steps.images.trainer_image import TrainerImage
 from steps.store import validate_name
 from steps.store.run_layout import RunLayout
+from steps.training.shape import MAX_NODES, MAX_PROCS_PER_NODE, TrainingShape
 
 # Param bounds, shared with the DAG's Params (operators/params.py renders these).
 BOUNDS: dict[str, dict[str, Any]] = {
@@ -25,6 +27,8 @@ BOUNDS: dict[str, dict[str, Any]] = {
     "learning_rate": {"exclusiveMinimum": 0, "maximum": 10},
     "batch_size": {"minimum": 1, "maximum": 4096},
     "seed": {"minimum": 0, "maximum": 2**31 - 1},
+    "nodes": {"minimum": 1, "maximum": MAX_NODES},
+    "procs_per_node": {"minimum": 1, "maximum": MAX_PROCS_PER_NODE},
 }
 
 
@@ -45,6 +49,9 @@ class RunRequest(BaseModel):
     team: str = "default"
     promote: bool = True  # backfills set False: they never move the champion
     replay: Literal["none", "exact", "current-code"] = "none"
+    # None: the algorithm's default shape from the registry (config/algorithms.yaml).
+    nodes: int | None = Field(None, ge=1, le=MAX_NODES)
+    procs_per_node: int | None = Field(None, ge=1, le=MAX_PROCS_PER_NODE)
 
 
 def parse_request(values: dict[str, Any]) -> RunRequest:
@@ -81,6 +88,8 @@ class RunPlan(BaseModel):
     promote: bool
     replay: str
     executor: str
+    nodes: int = 1
+    procs_per_node: int = 1
     # Backfills: a dataset hash pinned by a replayed manifest or an asset event,
     # the replayed model, and whether the result is a historical version.
     pinned_dataset_hash: str | None = None
@@ -95,6 +104,10 @@ class RunPlan(BaseModel):
     @property
     def output_prefix(self) -> str:
         return self.layout.train.prefix
+
+    @property
+    def shape(self) -> TrainingShape:
+        return TrainingShape(nodes=self.nodes, procs_per_node=self.procs_per_node)
 
 
 def run_key_for(dag_id: str, run_id: str) -> str:
@@ -133,6 +146,14 @@ def plan_run(
         "learning_rate": request.learning_rate,
         "batch_size": request.batch_size,
     }
+    shape = TrainingShape(
+        nodes=request.nodes or algorithm.shape.nodes,
+        procs_per_node=request.procs_per_node or algorithm.shape.procs_per_node,
+    )
+    try:
+        refuse_unsupported_shape(executor, shape)
+    except ShapeUnsupported as exc:
+        raise BadRequest(str(exc)) from None
     image_version = algorithm.image_on(logical_date) if logical_date else algorithm.current_image()
     if executor == "subprocess":
         image = TrainerImage(
@@ -173,4 +194,6 @@ def plan_run(
         promote=request.promote,
         replay=request.replay,
         executor=executor,
+        nodes=shape.nodes,
+        procs_per_node=shape.procs_per_node,
     )

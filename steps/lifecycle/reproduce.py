@@ -13,6 +13,7 @@ from steps.lifecycle.manifest import ModelManifest
 from steps.store import StoreSettings
 from steps.store.run_layout import RunLayout
 from steps.training.contract import TrainerResult, TrainingJob
+from steps.training.shape import CPU_BACKEND, CUDA_BACKEND, NO_BACKEND
 
 
 class ReproductionReport(BaseModel):
@@ -26,11 +27,18 @@ class ReproductionReport(BaseModel):
     trainer_pinned_by: str
     trainer_code_changed: bool  # embedded executor only: current code differs from the pinned hash
     output_prefix: str
+    shape: str = "1×1"  # nodes × procs_per_node the reproduction trained on (the manifest's)
+    pinned_backend: str = NO_BACKEND
 
     def summary(self) -> str:
         if self.weights_match:
-            return f"reproduced {self.model_name}@{self.version}: weights hash matches ({self.actual_weights_sha256})"
+            return (
+                f"reproduced {self.model_name}@{self.version} on {self.shape}: weights hash matches "
+                f"({self.actual_weights_sha256})"
+            )
         note = " (the trainer's code changed since registration)" if self.trainer_code_changed else ""
+        if self.pinned_backend == CUDA_BACKEND:
+            note += f" (trained with {CUDA_BACKEND} on CUDA; reproduced on CPU with {CPU_BACKEND}: bit-identity holds only on CPU)"
         return (
             f"NOT reproduced {self.model_name}@{self.version}: expected weights {self.expected_weights_sha256}, "
             f"got {self.actual_weights_sha256}{note}"
@@ -52,6 +60,8 @@ def reproduction_job(manifest: ModelManifest, run_key: str) -> TrainingJob:
         hyperparameters=manifest.hyperparameters,
         num_threads=manifest.num_threads,
         device="cpu",  # bit-identity is promised on CPU
+        nodes=manifest.nodes,  # the weights depend on the world size: train on the pinned shape
+        procs_per_node=manifest.procs_per_node,
     )
 
 
@@ -79,5 +89,7 @@ def reproduce_model(
         trainer_pinned_by=manifest.trainer.pinned_reference,
         trainer_code_changed=code_changed,
         output_prefix=job.output_prefix,
+        shape=str(manifest.shape),
+        pinned_backend=manifest.backend,
     )
     return report, result

@@ -29,6 +29,7 @@ RETRYABLE_BY_KIND = {
     "oom-killed": True,
     "evicted": True,
     "image-pull": True,
+    "rendezvous": True,  # the nodes of a multi-node run never met (one not scheduled, not reachable)
     "trainer-exit": True,  # the trainer exited non-zero
     "error": True,  # anything else
 }
@@ -41,6 +42,7 @@ _KIND_BY_TYPE_NAME = {
     "PlacementError": "bad-request",
     "UnpinnedImage": "bad-request",
     "ReplayRefused": "bad-request",
+    "ShapeUnsupported": "bad-request",
     "ValidationFailed": "validation",
     "DatasetReadError": "validation",
     "SnapshotError": "validation",

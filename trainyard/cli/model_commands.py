@@ -17,7 +17,9 @@ def cmd_reproduce(args) -> int:
         kind = "subprocess"
     else:  # a digest-pinned trainer: run that image locally, even where training runs on Kubernetes
         kind = "container"
-    executor = make_executor(kind, container_runtime=settings.container_runtime)
+    executor = make_executor(
+        kind, container_runtime=settings.container_runtime, rendezvous_timeout_s=settings.rendezvous_timeout_s
+    )
     report, _ = reproduce_model(manifest, executor, settings.store)
     print(report.summary())
     return 0 if report.weights_match else 3

@@ -10,11 +10,19 @@ from trainyard.cli.context import load_settings, open_configured_store
 
 def cmd_run(args) -> int:
     from steps.lifecycle.plan import parse_request
+    from steps.training.shape import MAX_NODES
     from trainyard.local_airflow import configure_airflow_env, run_dag
+
+    if args.nodes is not None and 1 < args.nodes <= MAX_NODES:  # an executor that cannot run it: say so before Airflow loads
+        from steps.executors.base import refuse_unsupported_shape
+        from steps.training.shape import TrainingShape
+
+        refuse_unsupported_shape(load_settings().executor, TrainingShape(nodes=args.nodes))
 
     conf = {k: v for k, v in {
         "dataset": args.dataset, "algorithm": args.algorithm, "model_name": args.model_name,
         "epochs": args.epochs, "learning_rate": args.learning_rate, "batch_size": args.batch_size, "seed": args.seed,
+        "nodes": args.nodes, "procs_per_node": args.procs_per_node,
     }.items() if v is not None}
     configure_airflow_env()
     from operators.params import training_params
@@ -42,6 +50,8 @@ def report_run(run) -> int:
     m = manifest.metrics
     trainer_wall = json.loads(store.get_bytes(layout.train.result))["wall_time_s"]
     print(f"registered model {registered.model_name}@{registered.version} (champion: {registered.champion})")
+    if manifest.world_size > 1:
+        print(f"trained on {manifest.shape.describe()}, backend {manifest.backend}")
     print(f"metrics accuracy={m.accuracy:.4f} macro_f1={m.macro_f1:.4f} loss={m.loss:.4f} on {m.n_examples} test examples")
     print(f"evaluation: {manifest.evaluation.reason}")
     print(f"manifest {registered.store_location}/{registered.manifest_key}")
@@ -52,7 +62,7 @@ def report_run(run) -> int:
 
 def cmd_demo(args) -> int:
     args.dataset, args.algorithm = "digits", "digits-cnn"
-    for name in ("model_name", "epochs", "learning_rate", "batch_size", "seed"):
+    for name in ("model_name", "epochs", "learning_rate", "batch_size", "seed", "nodes", "procs_per_node"):
         setattr(args, name, None)
     return cmd_run(args)
 
@@ -66,6 +76,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--learning-rate", type=float)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--seed", type=int)
+    p.add_argument("--nodes", type=int, help="machines to train on (default: the algorithm's; >1 needs container or kubernetes)")
+    p.add_argument("--procs-per-node", type=int, help="data-parallel processes per node, started by torchrun")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("demo", help="run training_pipeline on the digits demo with embedded defaults")
