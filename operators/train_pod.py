@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 from airflow.providers.cncf.kubernetes.utils.container import container_is_succeeded, get_container_status
@@ -17,7 +17,7 @@ from airflow.providers.common.compat.sdk import AirflowException
 from kubernetes.client import models as k8s
 
 from operators.failure_recording import recording_failure
-from steps.catalog.teams import DEFAULT_TEAMS_PATH, load_teams
+from steps.catalog.teams import DEFAULT_TEAMS_PATH, TeamEntry, load_teams
 from steps.kubernetes.pod_spec import (
     TRAINER_CONTAINER,
     TRAINER_UID,
@@ -25,6 +25,10 @@ from steps.kubernetes.pod_spec import (
     placement_for,
     render_trainer_pod,
 )
+
+if TYPE_CHECKING:
+    from steps.lifecycle.plan import RunPlan
+    from trainyard.settings import Settings
 
 LOG_TAIL_LINES = 40
 # The XCom sidecar gets the trainer's restrictions, so the pod passes a "restricted" namespace.
@@ -42,9 +46,34 @@ class TrainerPodFailed(AirflowException):
     """The trainer pod did not succeed; the message carries why and the pod's last log lines."""
 
 
-def _record(value: Any) -> Any:
+def xcom_record(value: Any) -> Any:
     """XCom values arrive as dicts (XComArg) or as JSON text (a Jinja template)."""
     return json.loads(value) if isinstance(value, str) else value
+
+
+def run_for_team(plan: Any, team: TeamEntry) -> RunPlan:
+    """The run's plan, refused when it is for another team than the one this task trains for."""
+    from steps.lifecycle.plan import RunPlan
+
+    run = RunPlan.model_validate(xcom_record(plan))
+    if run.team != team.name:
+        raise AirflowException(
+            f"run is for team {run.team!r}, but this task trains for team {team.name!r} "
+            f"(pool {team.pool!r}); trigger the DAG wired for team {run.team!r}"
+        )
+    return run
+
+
+def settings_pods_can_use() -> Settings:
+    from operators.context import load_settings
+
+    settings = load_settings()
+    if settings.store.backend != "minio":
+        raise AirflowException(
+            f"the Kubernetes executor needs TRAINYARD_STORE=minio; a pod cannot reach this worker's "
+            f"{settings.store.backend} store"
+        )
+    return settings
 
 
 class TrainerPodOperator(KubernetesPodOperator):
@@ -95,23 +124,12 @@ class TrainerPodOperator(KubernetesPodOperator):
         return super().build_pod_request_obj(context, dry_run=dry_run)
 
     def trainer_pod(self) -> k8s.V1Pod:
-        from operators.context import load_catalog, load_settings
-        from steps.lifecycle.plan import RunPlan
+        from operators.context import load_catalog
         from steps.lifecycle.train import training_job
 
-        run = RunPlan.model_validate(_record(self.plan))
-        if run.team != self.team_entry.name:
-            raise AirflowException(
-                f"run is for team {run.team!r}, but this task trains for team {self.team_entry.name!r} "
-                f"(pool {self.team_entry.pool!r}); trigger the DAG wired for team {run.team!r}"
-            )
-        settings = load_settings()
-        if settings.store.backend != "minio":
-            raise AirflowException(
-                f"the Kubernetes executor needs TRAINYARD_STORE=minio; a pod cannot reach this worker's "
-                f"{settings.store.backend} store"
-            )
-        overrides = ResourceOverrides.model_validate(_record(self.resource_overrides)) if self.resource_overrides else None
+        run = run_for_team(self.plan, self.team_entry)
+        settings = settings_pods_can_use()
+        overrides = ResourceOverrides.model_validate(xcom_record(self.resource_overrides)) if self.resource_overrides else None
         placement = placement_for(load_catalog(settings).algorithm(run.algorithm), self.team_entry, overrides)
         job = training_job(run, self._snapshot_ref().dataset_hash)
         return render_trainer_pod(job, run.image, settings.store, placement)
@@ -119,7 +137,7 @@ class TrainerPodOperator(KubernetesPodOperator):
     def _snapshot_ref(self):
         from steps.data.snapshot import SnapshotRef
 
-        return SnapshotRef.model_validate(_record(self.snapshot))
+        return SnapshotRef.model_validate(xcom_record(self.snapshot))
 
     def execute(self, context: Any) -> dict:
         with recording_failure(self.task_id, context):
