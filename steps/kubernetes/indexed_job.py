@@ -42,9 +42,10 @@ class IndexedTrainingJob:
 
 
 def indexed_job_name(job: TrainingJob, unique: str) -> str:
-    """A DNS-1035 label (the Service's name rules) naming the algorithm and run, unique per try."""
+    """A DNS-1035 label (the Service's name rules) naming the algorithm and run, unique per try:
+    at most 6 + 24 + 1 + 10 + 1 + len(unique) characters."""
     base = re.sub(r"[^a-z0-9-]+", "-", f"train-{job.algorithm[:24]}-{job.run_id[-10:]}".lower()).strip("-")
-    return f"{base[: MAX_JOB_NAME_CHARS - len(unique) - 1].rstrip('-')}-{unique}"
+    return f"{base}-{unique}"
 
 
 def render_indexed_job(
