@@ -54,6 +54,7 @@ up: venv services
 bench: venv services
 	$(BIN)/python bench/snapshot_hashing.py
 	$(BIN)/python bench/minio_throughput.py
+	$(BIN)/python bench/distributed_scaling.py
 
 clean:
 	rm -rf .trainyard
