@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export TRAINYARD_HOME ?= $(CURDIR)/.trainyard
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: venv lint demo test test-fast test-containers up images bench clean
+.PHONY: venv lint demo test test-fast test-containers test-kubernetes k8s-build k8s-up k8s-down up images bench clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "uv==$(UV_VERSION)"
@@ -34,16 +34,34 @@ services:
 demo: venv
 	$(BIN)/trainyard demo
 
-# Everything but the container tier, which `.ci/run` adds where podman works.
+# Everything but the container and Kubernetes tiers, which `.ci/run` adds.
 test: lint services
-	$(BIN)/pytest -p no:cacheprovider -m "not containers"
+	$(BIN)/pytest -p no:cacheprovider -m "not containers and not kubernetes"
 
 test-fast: lint
-	$(BIN)/pytest -p no:cacheprovider -m "not e2e and not minio and not registry and not containers"
+	$(BIN)/pytest -p no:cacheprovider -m "not e2e and not minio and not registry and not containers and not kubernetes"
 
 test-containers: venv services
 	bash scripts/build-images.sh --no-push
 	$(BIN)/pytest -p no:cacheprovider -m containers
+
+# The single-node Kubernetes tier (scripts/kubernetes/, root). k8s-build is a no-op once built;
+# a cold build takes 12-25 min of a 2-core machine. k8s-up keeps a cluster running between
+# test runs (~20 s to start); the tests then leave it up, and k8s-down stops it.
+k8s-build:
+	bash scripts/ensure-kubernetes.sh
+
+k8s-up: k8s-build
+	bash scripts/kubernetes/up.sh
+
+k8s-down:
+	bash scripts/kubernetes/down.sh
+
+# The tests' fixture brings the cluster up and tears down what it started; a cluster that was
+# not up before is torn down here as well, so a killed or interrupted pytest leaves nothing.
+test-kubernetes: venv k8s-build
+	@bash scripts/kubernetes/status.sh >/dev/null || trap 'bash scripts/kubernetes/down.sh' EXIT; \
+	status=0; $(BIN)/pytest -p no:cacheprovider -m kubernetes tests/kubernetes || status=$$?; exit $$status
 
 images: venv services
 	bash scripts/build-images.sh
