@@ -144,6 +144,17 @@ def test_docker_gets_the_same_run_without_podman_only_flags():
     assert _flag_values(docker, "-e") == _flag_values(podman, "-e")
 
 
+def test_a_distributed_jobs_container_starts_torchrun_in_place_of_the_images_entrypoint():
+    pod = render_trainer_pod(_job(procs_per_node=2), _image(), _minio_settings(), _placement())
+    args = podman_args(pod, _secrets())
+    (entrypoint,) = _flag_values(args, "--entrypoint")
+    command = json.loads(entrypoint)
+    assert command[:3] == ["/opt/venv/bin/python", "-m", "torch.distributed.run"] and "--standalone" in command
+    assert command[-1] == "/app/images/digits-cnn/train.py"
+    assert args[-1] == f"127.0.0.1:5000/trainyard/digits-cnn@{DIGEST}"  # nothing after the image: no CMD
+    assert not _flag_values(podman_args(_pod(), _secrets()), "--entrypoint")  # one process: the image's own
+
+
 def test_an_unknown_container_runtime_is_refused_with_the_supported_ones():
     with pytest.raises(ValueError, match="podman or docker"):
         ContainerExecutor(runtime="nerdctl")
