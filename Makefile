@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export TRAINYARD_HOME ?= $(CURDIR)/.trainyard
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: venv lint demo test test-fast test-containers test-kubernetes k8s-build k8s-up k8s-down up images bench clean
+.PHONY: venv lint demo test test-fast test-containers test-compose test-kubernetes k8s-build k8s-up k8s-down up images bench clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "uv==$(UV_VERSION)"
@@ -34,16 +34,27 @@ services:
 demo: venv
 	$(BIN)/trainyard demo
 
-# Everything but the container and Kubernetes tiers, which `.ci/run` adds.
+# Test tiers (markers in pyproject.toml; tests/conftest.py refuses a test that starts a server
+# without its marker):
+#   test-fast        no server, no build, no training: the inner loop (under 2 minutes)
+#   test             what CI runs: all but the container, Kubernetes and compose tiers
+#   test-containers  trainer images built and run with podman (.ci/run adds it where podman works)
+#   test-kubernetes  a real single-node Kubernetes (.ci/run adds it)
+#   test-compose     docker-compose.yml for real under podman; cold builds exceed CI's budget
+FAST_MARKERS := not (e2e or minio or registry or containers or kubernetes or compose or slow)
+
 test: lint services
-	$(BIN)/pytest -p no:cacheprovider -m "not containers and not kubernetes"
+	$(BIN)/pytest -p no:cacheprovider -m "not containers and not kubernetes and not compose"
 
 test-fast: lint
-	$(BIN)/pytest -p no:cacheprovider -m "not e2e and not minio and not registry and not containers and not kubernetes"
+	$(BIN)/pytest -p no:cacheprovider -m "$(FAST_MARKERS)"
 
 test-containers: venv services
 	bash scripts/build-images.sh --no-push
 	$(BIN)/pytest -p no:cacheprovider -m containers
+
+test-compose: venv services
+	$(BIN)/pytest -p no:cacheprovider -m compose
 
 # The single-node Kubernetes tier (scripts/kubernetes/, root). k8s-build is a no-op once built;
 # a cold build takes 12-25 min of a 2-core machine. k8s-up keeps a cluster running between

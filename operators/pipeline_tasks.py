@@ -180,7 +180,7 @@ def register_task(plan: XComRecord, snapshot: XComRecord, validation: XComRecord
     print(
         f"registered {registered.model_name}@{registered.version} "
         f"(champion={registered.champion}, historical={run.historical}) "
-        f"manifest {registered.store_location}/{registered.manifest_key}"
+        f"manifest {registered.store_location}/{registered.manifest_key}; {registered.champion_reason}"
     )
     return registered.model_dump(mode="json")
 

@@ -42,8 +42,13 @@ class StackError(RuntimeError):
     """The stack could not start; the message names the component and its log file."""
 
 
+PORT_ATTEMPTS = 4
+MIGRATE_TIMEOUT_S = 1200
+
+
 def free_port() -> int:
-    # A tiny race (someone grabs the port before we bind it) is acceptable for a test stack.
+    """A port free right now. Someone may take it before our server binds it, so every user
+    retries with another port when its server reports the address in use."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -149,7 +154,7 @@ class PostgresCluster:
                     [
                         str(PG_BIN_DIR / "pg_ctl"), "--pgdata", str(self.data_dir),
                         "--log", str(self.log_file), "--options", f"-p {self.port} {options}",
-                        "--wait", "--timeout", "60", "start",
+                        "--wait", "--timeout", "300", "start",
                     ]
                 )
                 break
@@ -216,22 +221,42 @@ class AirflowStack:
         os.chmod(self.workdir, 0o755)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.postgres = PostgresCluster(self.workdir / "pg")
+        pick_api_port = not self.api_port
         try:
             self.postgres.start()
-            if not self.api_port:
-                self.api_port = free_port()
-            self._write_config()
-            self._migrate()
-            self._spawn("api-server", ["api-server", "--host", "127.0.0.1", "--port", str(self.api_port), "--workers", "1"])
-            for component in AIRFLOW_COMPONENTS:
-                self._spawn(component, [component])
-            self.wait_healthy(timeout_s=timeout_s)
+            for attempt in range(1, PORT_ATTEMPTS + 1):
+                if pick_api_port:
+                    self.api_port = free_port()
+                self._write_config()  # also picks fresh log-server ports
+                if attempt == 1:
+                    self._migrate()
+                self._spawn("api-server", ["api-server", "--host", "127.0.0.1", "--port", str(self.api_port), "--workers", "1"])
+                for component in AIRFLOW_COMPONENTS:
+                    self._spawn(component, [component])
+                try:
+                    self.wait_healthy(timeout_s=timeout_s)
+                    break
+                except StackError:
+                    # Another process took a port between free_port() and our bind: try new ones.
+                    if not (pick_api_port and attempt < PORT_ATTEMPTS and self._lost_a_port()):
+                        raise
+                    self._stop_components()
         except BaseException:
             self.stop()
             raise
         return self
 
+    def _lost_a_port(self) -> bool:
+        return any("address already in use" in _tail(self.log_dir / f"{name}.log", 200).lower() for name in self._procs)
+
     def stop(self) -> None:
+        self._stop_components()
+        if self.postgres is not None:
+            self.postgres.stop()
+        if self._owns_workdir and not self.keep_workdir and self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _stop_components(self) -> None:
         # SIGTERM lets the scheduler hand back its LocalExecutor workers cleanly;
         # whole process groups so no task subprocess outlives the stack.
         for proc in self._procs.values():
@@ -256,10 +281,6 @@ class AirflowStack:
             except ProcessLookupError:
                 pass
         self._procs.clear()
-        if self.postgres is not None:
-            self.postgres.stop()
-        if self._owns_workdir and not self.keep_workdir and self.workdir is not None:
-            shutil.rmtree(self.workdir, ignore_errors=True)
 
     def __enter__(self) -> AirflowStack:
         return self.start()
@@ -304,6 +325,8 @@ class AirflowStack:
         cfg = f"""\
 [core]
 executor = LocalExecutor
+# Importing a DAG file (pendulum, the project's packages) can take tens of seconds under load.
+dagbag_import_timeout = 240
 parallelism = {self.parallelism}
 load_examples = False
 dags_folder = {first_folder}
@@ -339,8 +362,16 @@ dag_processor_child_process_log_directory = {self.log_dir / "dag_processor"}
 # Parse/schedule promptly: the tests wait on these loops.
 scheduler_heartbeat_sec = 2
 
+[workers]
+# A task's supervisor talks to the api-server's execution API; Airflow's 5 s default fails
+# tasks before they start when a shared 2-core machine is busy (seen: "finished with state
+# failed, but the task instance's state attribute is queued").
+execution_api_timeout = 60
+execution_api_retries = 10
+
 [dag_processor]
 refresh_interval = 10
+dag_file_processor_timeout = 300
 min_file_process_interval = 60
 parsing_processes = 1
 dag_bundle_config_list = {json.dumps(bundle_list)}
@@ -351,10 +382,13 @@ dag_bundle_config_list = {json.dumps(bundle_list)}
     def _migrate(self) -> None:
         log = self.log_dir / "db-migrate.log"
         with log.open("w") as out:
-            proc = subprocess.run(
-                [sys.executable, "-m", "airflow", "db", "migrate"],
-                env=self.env(), stdout=out, stderr=subprocess.STDOUT, cwd=self.workdir,
-            )
+            try:
+                proc = subprocess.run(
+                    [sys.executable, "-m", "airflow", "db", "migrate"],
+                    env=self.env(), stdout=out, stderr=subprocess.STDOUT, cwd=self.workdir, timeout=MIGRATE_TIMEOUT_S,
+                )
+            except subprocess.TimeoutExpired:
+                raise StackError(f"airflow db migrate did not finish in {MIGRATE_TIMEOUT_S}s; log {log}:\n{_tail(log)}") from None
         if proc.returncode != 0:
             raise StackError(f"airflow db migrate failed ({proc.returncode}); log {log}:\n{_tail(log)}")
 

@@ -5,6 +5,7 @@
 #
 #   scripts/build-images.sh [--registry HOST:PORT] [--version V] [--no-push]
 #   scripts/build-images.sh lock      regenerate images/<algorithm>/requirements.lock
+#   scripts/build-images.sh base      only the debootstrapped base; prints its pinned reference
 #
 # --registry defaults to $TRAINYARD_REGISTRY, else 127.0.0.1:5000 (config/algorithms.yaml);
 # a registry that does not answer there is started for the build (storage under
@@ -231,7 +232,8 @@ main() {
             --version) version=$2; shift 2 ;;
             --no-push) push=0; shift ;;
             lock) lock; return ;;
-            *) die "unknown argument $1 (usage: $0 [--registry HOST:PORT] [--version V] [--no-push] | lock)" ;;
+            base) BASE_REF=""; build_base; echo "$BASE_REF"; return ;;
+            *) die "unknown argument $1 (usage: $0 [--registry HOST:PORT] [--version V] [--no-push] | lock | base)" ;;
         esac
     done
     command -v podman >/dev/null || die "podman missing; run scripts/install-system-packages.sh"

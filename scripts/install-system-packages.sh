@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages the test tiers need. Installs only what is missing; needs root (CI is root).
 set -euo pipefail
-PACKAGES=(postgresql postgresql-15 chromium fonts-liberation docker-registry skopeo podman buildah runc debootstrap uidmap fuse-overlayfs)
+PACKAGES=(postgresql postgresql-15 chromium fonts-liberation docker-registry skopeo podman buildah runc debootstrap uidmap fuse-overlayfs golang-github-containernetworking-plugin-dnsname)
 missing=()
 for pkg in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -11,16 +11,44 @@ from pathlib import Path
 import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Nothing from the shell that runs the suite may steer it (a TRAINYARD_PRODUCTION=1, a
+# TRAINYARD_NUM_THREADS, an AIRFLOW__DATABASE__SQL_ALCHEMY_CONN pointing at a real database):
+# every project and Airflow setting the tests depend on is cleared, then set here or by a fixture.
+for _name in [n for n in os.environ if n.startswith(("TRAINYARD_", "AIRFLOW__")) or n in ("AIRFLOW_HOME", "AIRFLOW_CONFIG")]:
+    del os.environ[_name]
 _SESSION_HOME = Path(tempfile.mkdtemp(prefix="trainyard-tests-"))
 os.environ["TRAINYARD_HOME"] = str(_SESSION_HOME)
 os.environ["AIRFLOW_HOME"] = str(_SESSION_HOME / "airflow")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(PROJECT_ROOT / "dags")
-os.environ.pop("TRAINYARD_CONFIG", None)
-os.environ.pop("TRAINYARD_STORE", None)
-os.environ.pop("TRAINYARD_EXECUTOR", None)
 
 pytest_plugins = ["tests.minio_server", "tests.registry_server"]
+
+
+# A test that starts a server (or builds a tool) through one of these fixtures must carry the
+# marker that keeps it out of the tiers promising no servers (Makefile: test-fast, and the rest).
+SERVER_FIXTURE_MARKERS = {
+    "minio_server": "minio",
+    "private_minio_server": "minio",
+    "minio_store": "minio",
+    "oci_registry": "registry",
+    "oci_registry_token_auth": "registry",
+    "airflow": "e2e",
+    "api": "e2e",
+    "compose_cmd": "slow",
+    "compose_stack": "compose",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    unmarked = [
+        f"{item.nodeid} uses {fixture} but is not marked {marker}"
+        for item in items
+        for fixture, marker in SERVER_FIXTURE_MARKERS.items()
+        if fixture in getattr(item, "fixturenames", ()) and item.get_closest_marker(marker) is None
+    ]
+    if unmarked:
+        raise pytest.UsageError("tests that start a server must carry its marker:\n  " + "\n  ".join(unmarked))
 
 
 def pytest_sessionfinish(session, exitstatus):

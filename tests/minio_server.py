@@ -1,15 +1,15 @@
 """Pytest fixtures that run a real MinIO server (built from source) for the tests.
 
-Register with `pytest_plugins = ["tests.minio_server"]`. The server listens on
-127.0.0.1 at a random free port, keeps its data in a temp dir and uses credentials
-generated per session; it is stopped when the session ends.
+Register with `pytest_plugins = ["tests.minio_server"]`. The shared server listens on
+127.0.0.1 at a random free port (another if that one is taken before it binds), keeps its
+data in a temp dir and uses credentials generated per session; it is stopped when the
+session ends. No test stops or kills it: a test that crashes a server gets its own.
 """
 from __future__ import annotations
 
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -25,11 +25,13 @@ from minio import Minio
 
 from steps.store.minio_store import MinioStore
 from steps.store.settings import StoreSettings
+from tests.ports import PortInUse, start_on_a_free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TOOLS_BIN = Path(os.environ.get("MINIO_TOOLS_BIN", REPO_ROOT / ".tools" / "bin"))
 ENSURE_SCRIPT = REPO_ROOT / "scripts" / "ensure-minio.sh"
-READY_TIMEOUT_S = 60.0
+READY_TIMEOUT_S = 120.0
+BUILD_TIMEOUT_S = 1800.0  # compiling minio and mc from source on a loaded 2-core machine
 STOP_TIMEOUT_S = 15.0
 
 
@@ -38,14 +40,9 @@ def ensure_minio_binaries() -> tuple[Path, Path]:
 
     The script returns at once when both are built from the pinned versions.
     """
-    subprocess.run(["bash", str(ENSURE_SCRIPT)], check=True, env={**os.environ, "MINIO_TOOLS_BIN": str(TOOLS_BIN)})
+    subprocess.run(["bash", str(ENSURE_SCRIPT)], check=True, env={**os.environ, "MINIO_TOOLS_BIN": str(TOOLS_BIN)},
+                   timeout=BUILD_TIMEOUT_S)
     return TOOLS_BIN / "minio", TOOLS_BIN / "mc"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -117,6 +114,8 @@ class MinioServer:
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
+                if "port is already in use" in self.log_path.read_text(errors="replace")[-2000:]:
+                    raise PortInUse(f"minio server: port {self.port} is taken")
                 raise RuntimeError(f"minio server exited with {self.process.returncode}; see {self.log_path}")
             try:
                 with urllib.request.urlopen(f"{self.url}/minio/health/ready", timeout=2) as response:
@@ -155,20 +154,34 @@ class MinioServer:
             self.kill()
 
 
+def start_minio_server(root: Path) -> MinioServer:
+    """A new server with its own data, credentials and port (retried if the port is taken)."""
+    minio_bin, mc_bin = ensure_minio_binaries()
+    access_key, secret_key = "ty-" + secrets.token_hex(6), secrets.token_urlsafe(24)
+
+    def start(port: int) -> MinioServer:
+        server = MinioServer(binary=minio_bin, mc_binary=mc_bin, data_dir=root / "data", log_path=root / "minio.log",
+                             port=port, access_key=access_key, secret_key=secret_key)
+        server.start()
+        return server
+
+    return start_on_a_free_port(start, "minio server")
+
+
 @pytest.fixture(scope="session")
 def minio_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MinioServer]:
-    minio_bin, mc_bin = ensure_minio_binaries()
-    root = tmp_path_factory.mktemp("minio")
-    server = MinioServer(
-        binary=minio_bin,
-        mc_binary=mc_bin,
-        data_dir=root / "data",
-        log_path=root / "minio.log",
-        port=free_port(),
-        access_key="ty-" + secrets.token_hex(6),
-        secret_key=secrets.token_urlsafe(24),
-    )
-    server.start()
+    """The session's shared server. Tests that crash a server use private_minio_server instead."""
+    server = start_minio_server(tmp_path_factory.mktemp("minio"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def private_minio_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MinioServer]:
+    """A server of this test's own, which it may kill and restart without touching other tests."""
+    server = start_minio_server(tmp_path_factory.mktemp("minio-private"))
     try:
         yield server
     finally:
@@ -182,6 +195,4 @@ def unique_bucket_prefix() -> str:
 @pytest.fixture
 def minio_store(minio_server: MinioServer) -> MinioStore:
     """A MinioStore with buckets of its own (unique bucket_prefix per test)."""
-    # A server restarted by another test may still be starting: make sure it answers.
-    minio_server.start()
     return MinioStore(minio_server.settings(bucket_prefix=unique_bucket_prefix()))

@@ -12,7 +12,6 @@ import io
 import json
 import secrets
 import shutil
-import socket
 import subprocess
 import tarfile
 import tempfile
@@ -33,18 +32,13 @@ from cryptography.x509.oid import NameOID
 
 from steps.hashing import sha256_bytes
 from steps.images.image_digest import RegistryCredentials
+from tests.ports import PortInUse, start_on_a_free_port
 
 REGISTRY_BIN = Path("/usr/bin/docker-registry")
-READY_TIMEOUT_S = 30.0
+READY_TIMEOUT_S = 120.0
 TOKEN_SERVICE = "trainyard-test-registry"
 TOKEN_ISSUER = "trainyard-test-token-server"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass(frozen=True)
@@ -109,11 +103,16 @@ def _write_oci_layout(layout: Path, tag: str, payload: bytes) -> None:
     (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [manifest]}))
 
 
-def _start_registry(work_dir: Path, port: int, auth_yaml: str = "") -> subprocess.Popen:
+def _start_registry(work_dir: Path, auth_yaml: str = "") -> tuple[subprocess.Popen, int]:
+    """The registry and its port (another port if the first is taken before it binds)."""
     if not REGISTRY_BIN.exists():
         pytest.fail(f"{REGISTRY_BIN} missing; run scripts/registry.sh install")
+    return start_on_a_free_port(lambda port: (_start_registry_on(work_dir, port, auth_yaml), port), "docker-registry")
+
+
+def _start_registry_on(work_dir: Path, port: int, auth_yaml: str) -> subprocess.Popen:
     storage = work_dir / "storage"
-    storage.mkdir()
+    storage.mkdir(exist_ok=True)
     config = work_dir / "registry.yml"
     config.write_text(
         "version: 0.1\n"
@@ -128,14 +127,20 @@ def _start_registry(work_dir: Path, port: int, auth_yaml: str = "") -> subproces
     deadline = time.monotonic() + READY_TIMEOUT_S
     while True:
         try:
-            # Any HTTP answer (200 open, 401 with auth) means the API is serving.
+            # Any HTTP answer (200 open, 401 with auth) means the API is serving: ours, if it is still alive.
             requests.get(f"http://127.0.0.1:{port}/v2/", timeout=1)
-            return process
-        except requests.ConnectionError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(f"docker-registry did not start:\n{(work_dir / 'registry.log').read_text()}")
-            time.sleep(0.1)
+            if process.poll() is None:
+                return process
+        except requests.RequestException:
+            pass  # not up yet, or another process holds the port and does not answer HTTP
+        if process.poll() is not None:
+            if "address already in use" in (work_dir / "registry.log").read_text(errors="replace"):
+                raise PortInUse(f"docker-registry: port {port} is taken")
+            pytest.fail(f"docker-registry exited:\n{(work_dir / 'registry.log').read_text()}")
+        if time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"docker-registry not serving after {READY_TIMEOUT_S}s:\n{(work_dir / 'registry.log').read_text()}")
+        time.sleep(0.1)
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -150,8 +155,7 @@ def _stop(process: subprocess.Popen) -> None:
 @pytest.fixture(scope="session")
 def oci_registry(tmp_path_factory):
     work_dir = tmp_path_factory.mktemp("oci-registry")
-    port = free_port()
-    process = _start_registry(work_dir, port)
+    process, port = _start_registry(work_dir)
     yield LocalRegistry(host=f"127.0.0.1:{port}", credentials=None, work_dir=work_dir)
     _stop(process)
 
@@ -234,7 +238,6 @@ def oci_registry_token_auth(tmp_path_factory):
     credentials = RegistryCredentials(username="trainer", password=secrets.token_urlsafe(16))
     tokens = _TokenServer(credentials, work_dir)
     tokens.thread.start()
-    port = free_port()
     auth_yaml = (
         "auth:\n  token:\n"
         f"    realm: {tokens.realm}\n"
@@ -242,7 +245,7 @@ def oci_registry_token_auth(tmp_path_factory):
         f"    issuer: {TOKEN_ISSUER}\n"
         f"    rootcertbundle: {tokens.cert_bundle}\n"
     )
-    process = _start_registry(work_dir, port, auth_yaml)
+    process, port = _start_registry(work_dir, auth_yaml)
     yield LocalRegistry(host=f"127.0.0.1:{port}", credentials=credentials, work_dir=work_dir)
     _stop(process)
     tokens.server.shutdown()

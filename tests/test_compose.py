@@ -199,6 +199,7 @@ def compose_cmd() -> list[str]:
     return cmd
 
 
+@pytest.mark.slow  # builds the Compose CLI from source the first time
 def test_docker_compose_accepts_the_file_with_the_example_env(compose_cmd):
     # `config` resolves and validates the model without talking to a Docker engine.
     proc = subprocess.run([*compose_cmd, "--env-file", str(ENV_EXAMPLE), "config", "--format", "json"],
@@ -208,6 +209,7 @@ def test_docker_compose_accepts_the_file_with_the_example_env(compose_cmd):
     assert resolved["services"]["init-airflow"]["environment"]["AIRFLOW_ADMIN_PASSWORD"] == env_example()["AIRFLOW_ADMIN_PASSWORD"]
 
 
+@pytest.mark.slow  # builds the Compose CLI from source the first time
 def test_docker_compose_refuses_to_start_without_a_required_secret(compose_cmd, tmp_path):
     env_file = tmp_path / ".env"
     env_file.write_text("".join(f"{k}={v}\n" for k, v in env_example().items() if k != "POSTGRES_PASSWORD"))
@@ -236,7 +238,6 @@ def run_init_minio(minio_server, prefix: str, store_key: str, store_secret: str,
 
 @pytest.mark.minio
 def test_init_minio_creates_versioned_buckets_and_a_store_user_confined_to_them(minio_server):
-    minio_server.start()
     prefix = "ty-compose-" + secrets.token_hex(4)
     store_key, store_secret = "ty-store-" + secrets.token_hex(4), secrets.token_urlsafe(24)
     for _run in range(2):  # compose runs it on every `up`
@@ -265,7 +266,6 @@ def test_init_minio_creates_versioned_buckets_and_a_store_user_confined_to_them(
 
 @pytest.mark.minio
 def test_init_minio_with_object_lock_makes_registered_versions_undeletable(minio_server):
-    minio_server.start()
     prefix = "ty-lock-" + secrets.token_hex(4)
     store_key, store_secret = "ty-store-" + secrets.token_hex(4), secrets.token_urlsafe(24)
     proc = run_init_minio(minio_server, prefix, store_key, store_secret, lock_days=1)
@@ -279,6 +279,13 @@ def test_init_minio_with_object_lock_makes_registered_versions_undeletable(minio
         store.delete("models/m/versions/1/weights.bin")
 
 
+# init_airflow.py runs about ten `airflow` CLI commands and the test runs it twice, plus three
+# more: each takes a minute or two when a 2-core machine is busy (seen: 900 s not enough).
+INIT_AIRFLOW_TIMEOUT_S = 2700
+AIRFLOW_CLI_TIMEOUT_S = 900
+
+
+@pytest.mark.timeout(INIT_AIRFLOW_TIMEOUT_S)
 @pytest.mark.e2e
 def test_init_airflow_sets_the_admin_password_the_connections_and_the_team_pools():
     sys.path.insert(0, str(REPO_ROOT / "scripts"))
@@ -307,7 +314,8 @@ def test_init_airflow_sets_the_admin_password_the_connections_and_the_team_pools
         }
         script = REPO_ROOT / "images" / "airflow" / "init_airflow.py"
         for _run in range(2):  # compose runs it on every `up`
-            proc = subprocess.run([sys.executable, str(script)], env=env, cwd=tmp_path, capture_output=True, text=True)
+            proc = subprocess.run([sys.executable, str(script)], env=env, cwd=tmp_path, capture_output=True, text=True,
+                              timeout=AIRFLOW_CLI_TIMEOUT_S)
             assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
             assert store_secret not in proc.stdout + proc.stderr
             assert example["AIRFLOW_ADMIN_PASSWORD"] not in proc.stdout + proc.stderr
@@ -318,7 +326,8 @@ def test_init_airflow_sets_the_admin_password_the_connections_and_the_team_pools
         # What the operators' reader makes of the stored connection. Outside a task the SDK cannot
         # reach the metadata DB, so the connection goes to it as Airflow's own URI, via env.
         got = subprocess.run(["airflow", "connections", "get", MINIO_CONN_ID, "-o", "json"],
-                             env=env, capture_output=True, text=True)
+                             env=env, capture_output=True, text=True,
+                              timeout=AIRFLOW_CLI_TIMEOUT_S)
         assert got.returncode == 0, got.stderr[-3000:]
         uri = json.loads(got.stdout)[0]["get_uri"]
         probe = (
@@ -329,18 +338,21 @@ def test_init_airflow_sets_the_admin_password_the_connections_and_the_team_pools
         )
         probe_env = {k: v for k, v in env.items() if not k.startswith("TRAINYARD_MINIO_")}
         probe_env[f"AIRFLOW_CONN_{MINIO_CONN_ID.upper()}"] = uri
-        proc = subprocess.run([sys.executable, "-c", probe], env=probe_env, cwd=REPO_ROOT, capture_output=True, text=True)
+        proc = subprocess.run([sys.executable, "-c", probe], env=probe_env, cwd=REPO_ROOT, capture_output=True, text=True,
+                              timeout=AIRFLOW_CLI_TIMEOUT_S)
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert json.loads(proc.stdout.strip().splitlines()[-1]) == [
             "minio:9000", example["TRAINYARD_MINIO_ACCESS_KEY"], store_secret, False]
 
-        pools = subprocess.run(["airflow", "pools", "list", "-o", "json"], env=env, capture_output=True, text=True)
+        pools = subprocess.run(["airflow", "pools", "list", "-o", "json"], env=env, capture_output=True, text=True,
+                              timeout=AIRFLOW_CLI_TIMEOUT_S)
         assert pools.returncode == 0, pools.stderr[-3000:]
         slots = {p["pool"]: int(p["slots"]) for p in json.loads(pools.stdout)}
         for team in load_teams().teams.values():
             assert slots.get(team.pool) == team.pool_slots
         kube = subprocess.run(["airflow", "connections", "get", kubernetes_conn_id_of_train_operator(), "-o", "json"],
-                              env=env, capture_output=True, text=True)
+                              env=env, capture_output=True, text=True,
+                              timeout=AIRFLOW_CLI_TIMEOUT_S)
         assert kube.returncode == 0 and '"conn_type": "kubernetes"' in kube.stdout.replace("'", '"')
     finally:
         pg.stop()

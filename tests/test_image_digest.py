@@ -19,7 +19,7 @@ from steps.images.image_digest import (
     require_digest,
     resolve_digest,
 )
-from tests.registry_server import free_port
+from tests.ports import unused_port
 
 
 @pytest.mark.registry
@@ -72,10 +72,8 @@ def test_unknown_repository_fails_naming_it(oci_registry):
 
 
 def test_unreachable_registry_fails_naming_the_host():
-    host = f"127.0.0.1:{free_port()}"  # bound then released: nothing listens there
-
-    with pytest.raises(RegistryUnreachable, match=f"registry {host} is unreachable") as caught:
-        resolve_digest(f"{host}/trainyard/digits-cnn:1.0", insecure=True, timeout_s=2)
+    with unused_port() as port, pytest.raises(RegistryUnreachable, match=f"registry 127.0.0.1:{port} is unreachable") as caught:
+        resolve_digest(f"127.0.0.1:{port}/trainyard/digits-cnn:1.0", insecure=True, timeout_s=2)
 
     assert isinstance(caught.value, ImageResolutionError)
 

@@ -126,10 +126,10 @@ def test_submitted_pod_is_the_evaluate_mode_job_pinned_by_digest(pod_cluster, lo
     assert body["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
 
 
+@pytest.mark.minio
 def test_store_credentials_reach_the_pod_only_as_secret_refs(cluster, minio_server):  # noqa: F811
     from tests.minio_server import unique_bucket_prefix
 
-    minio_server.start()
     settings = minio_server.settings(bucket_prefix=unique_bucket_prefix())
     cluster.sidecar_killed = True
     pod_stores_its_result(cluster, settings)
@@ -215,10 +215,10 @@ def test_image_that_cannot_be_pulled_fails_naming_the_pull_error(pod_cluster, lo
     assert pod_cluster.deleted
 
 
+@pytest.mark.minio
 def test_failure_message_and_stored_log_never_show_a_secret(cluster, minio_server):  # noqa: F811
     from tests.minio_server import unique_bucket_prefix
 
-    minio_server.start()
     settings = minio_server.settings(bucket_prefix=unique_bucket_prefix())
     cluster.sidecar_killed = True
     cluster.outcome = "failed"
@@ -270,7 +270,7 @@ def test_evaluate_step_rescores_a_champion_from_another_eval_set_in_a_pod(pod_cl
         files=[],
     )
     store.put_bytes(version_key(plan.model_name, 3, "manifest.json"), champion.model_dump_json().encode())
-    set_alias(store, plan.model_name, "champion", 3, champion.run_key, "first")
+    set_alias(store, plan.model_name, "champion", 3, champion.run_key, "first", expected_sha256=None)
 
     record = evaluate_challenger(
         store, local_settings, plan, TrainerResult.model_validate(result_record()), executor(team=plan.team)

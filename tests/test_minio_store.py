@@ -22,7 +22,8 @@ from steps.store.errors import (
     StoreUnavailable,
 )
 from steps.store.minio_store import SHA256_HEADER, MinioStore
-from tests.minio_server import MinioServer, free_port, unique_bucket_prefix
+from tests.minio_server import MinioServer, unique_bucket_prefix
+from tests.ports import unused_port
 
 pytestmark = pytest.mark.minio
 
@@ -310,13 +311,14 @@ def test_missing_bucket_that_may_not_be_created_gives_a_clear_error(minio_server
 
 
 def test_unreachable_endpoint_gives_up_after_bounded_retries_with_a_clear_error(minio_server, caplog):
-    dead_endpoint = f"127.0.0.1:{free_port()}"
-    store = MinioStore(
-        minio_server.settings(minio_endpoint=dead_endpoint), retry_attempts=3, retry_backoff_s=0.01
-    )
-    caplog.set_level(logging.WARNING)
-    with pytest.raises(StoreUnavailable) as caught:
-        store.get_bytes("runs/r1/x.json")
+    with unused_port() as port:
+        dead_endpoint = f"127.0.0.1:{port}"
+        store = MinioStore(
+            minio_server.settings(minio_endpoint=dead_endpoint), retry_attempts=3, retry_backoff_s=0.01
+        )
+        caplog.set_level(logging.WARNING)
+        with pytest.raises(StoreUnavailable) as caught:
+            store.get_bytes("runs/r1/x.json")
     message = str(caught.value)
     assert f"http://{dead_endpoint}" in message
     assert "failed 3 times" in message
@@ -346,43 +348,37 @@ class _KillServerBeforePart(urllib3.PoolManager):
         return super().urlopen(method, url, redirect=redirect, **kw)
 
 
-def test_server_killed_during_upload_leaves_no_version_and_retry_succeeds(minio_server, tmp_path):
-    prefix = unique_bucket_prefix()
-    weights = write_random(tmp_path / "weights.bin", 12 * MiB)
-    version = "models/digits/versions/4"
+def test_server_killed_during_registration_leaves_no_version_and_the_retry_registers_it(private_minio_server):
+    """The real register step against a server of this test's own, killed as the weights go up."""
+    from steps.lifecycle.model_registry import load_manifest, read_alias, registered_versions
+    from tests.pipeline_fixtures import make_plan, snapshot_of
+    from tests.registration_fixtures import register, trainer_outputs
 
-    def register(store: MinioStore) -> None:
-        # Files first, manifest last: a reader trusts only a version with a manifest.
-        store.put_file(f"{version}/weights.bin", weights)
-        store.put_bytes(f"{version}/manifest.json", b'{"weights_sha256":"%s"}' % sha256_file(weights).encode())
+    server = private_minio_server
+    settings = server.settings(bucket_prefix=unique_bucket_prefix())
+    setup = MinioStore(settings, part_size_bytes=PART_SIZE_BYTES)
+    snapshot = snapshot_of(setup, "intents")
+    plan = make_plan("run-crash", dataset="intents", algorithm="intent-classification")
+    weights = os.urandom(12 * MiB)  # three parts: the copy into the version is a multipart upload
+    result = trainer_outputs(setup, plan, weights)
 
-    transport = _KillServerBeforePart(minio_server, part_number=2)
-    crashing = MinioStore(
-        minio_server.settings(bucket_prefix=prefix),
-        part_size_bytes=PART_SIZE_BYTES,
-        parallel_parts=1,
-        retry_attempts=3,
-        retry_backoff_s=0.05,
-        http_client=transport,
-    )
-    try:
-        with pytest.raises(StoreUnavailable, match="upload part 2"):
-            register(crashing)
-        assert transport.killed and minio_server.process.poll() is not None
-    finally:
-        minio_server.start()  # same port, same data dir
+    transport = _KillServerBeforePart(server, part_number=2)
+    crashing = MinioStore(settings, part_size_bytes=PART_SIZE_BYTES, parallel_parts=1, retry_attempts=3,
+                          retry_backoff_s=0.05, http_client=transport)
+    with pytest.raises(StoreUnavailable, match="upload part 2"):
+        register(crashing, plan, snapshot, result)
+    assert transport.killed and server.process.poll() is not None
+    server.start()  # this test's own server: no other test depends on this restart
 
-    store = MinioStore(minio_server.settings(bucket_prefix=prefix), part_size_bytes=PART_SIZE_BYTES)
-    assert not store.exists(f"{version}/weights.bin")
-    assert not store.exists(f"{version}/manifest.json")
-    assert list(store.list_keys("models/")) == []
-    versions = list(store._client.list_objects(store.bucket_name("models"), recursive=True, include_version=True))
-    assert versions == []
+    store = MinioStore(settings, part_size_bytes=PART_SIZE_BYTES)
+    assert registered_versions(store, plan.model_name) == []  # no manifest: the version does not exist
+    assert read_alias(store, plan.model_name) is None
+    assert not store.exists(f"models/{plan.model_name}/versions/1/weights.safetensors")  # never completed
 
-    register(store)  # the task's retry
-    assert sorted(store.list_keys(version + "/")) == [f"{version}/manifest.json", f"{version}/weights.bin"]
-    store.get_file(f"{version}/weights.bin", tmp_path / "back.bin")
-    assert sha256_file(tmp_path / "back.bin") == sha256_file(weights)
+    again = register(store, plan, snapshot, result)  # the task's retry
+    assert again.version == 1 and again.champion and registered_versions(store, plan.model_name) == [1]
+    assert load_manifest(store, plan.model_name, 1).weights_sha256 == sha256_bytes(weights)
+    assert store.get_bytes(f"models/{plan.model_name}/versions/1/weights.safetensors") == weights
 
 
 def test_bytes_uploaded_counts_object_bytes_and_resnapshot_uploads_nothing(minio_server, tmp_path):

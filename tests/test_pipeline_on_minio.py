@@ -58,7 +58,11 @@ def test_training_pipeline_on_minio_registers_a_model_and_no_secret_leaks(
 
     secret, access = minio_server.secret_key, minio_server.access_key
     logs = capfd.readouterr()
-    assert secret not in logs.out + logs.err  # task logs, including the trainer's, as dag.test prints them
+    captured = logs.out + logs.err
+    # Positive control: these are the task logs, the trainer's own lines among them.
+    assert f"registered {registered.model_name}@{registered.version}" in captured
+    assert "trainyard-trainer: train done" in captured
+    assert secret not in captured and access not in captured  # task logs, as dag.test prints them
     for area in ("datasets", "runs", "models"):
         for object_key in store.list_keys(f"{area}/"):
             body = store.get_bytes(object_key)

@@ -5,37 +5,10 @@ import threading
 
 import pytest
 
-from steps.lifecycle.manifest import EvaluationRecord
 from steps.lifecycle.model_registry import claimed_versions, load_manifest, read_alias, registered_versions
-from steps.lifecycle.register import register_model
 from steps.store import IntegrityError, ObjectExists
-from steps.training.contract import EvalMetrics, TrainerResult
 from tests.pipeline_fixtures import make_plan, snapshot_of
-
-
-def trainer_outputs(store, plan, weights: bytes) -> TrainerResult:
-    """What a trainer leaves in its output prefix (bytes stand in for real weights here)."""
-    weights_info = store.put_bytes(f"{plan.output_prefix}/weights.safetensors", weights)
-    store.put_bytes(f"{plan.output_prefix}/metrics.jsonl", b'{"epoch": 1}\n')
-    store.put_bytes(f"runs/{plan.run_key}/validation.json", b"{}")
-    store.put_bytes(f"runs/{plan.run_key}/evaluation.json", b"{}")
-    metrics = EvalMetrics(accuracy=0.9, macro_f1=0.9, loss=0.1, confusion_matrix=[[1]], n_examples=1)
-    result = TrainerResult(
-        run_id=plan.run_key, algorithm=plan.algorithm, mode="train", dataset_hash="d" * 64, eval_set_hash="e" * 64,
-        metrics=metrics, weights_key=weights_info.key, weights_sha256=weights_info.sha256, wall_time_s=1.0,
-        torch_version="2.15.0", num_threads=1, device="cpu",
-    )
-    store.put_bytes(f"{plan.output_prefix}/result.json", result.model_dump_json().encode())
-    return result
-
-
-def evaluation(promote: bool) -> EvaluationRecord:
-    return EvaluationRecord(primary_metric="macro_f1", min_improvement=0.0, champion_version=None,
-                            champion_metrics=None, champion_source="none", promote=promote, reason="test")
-
-
-def register(store, plan, snapshot, result, promote=True):
-    return register_model(store, plan, snapshot, f"runs/{plan.run_key}/validation.json", 3, result, evaluation(promote))
+from tests.registration_fixtures import register, trainer_outputs
 
 
 def test_concurrent_registrations_of_one_model_get_distinct_intact_versions(local_store):
@@ -96,14 +69,6 @@ def test_retry_after_a_crash_before_the_manifest_finishes_the_same_version(local
     assert again.version == 1 and registered_versions(local_store, plan.model_name) == [1]
     assert claimed_versions(local_store, plan.model_name) == {1: plan.run_key}
     assert read_alias(local_store, plan.model_name).version == 1
-
-
-def test_champion_alias_moves_only_when_the_gate_passes(local_store):
-    snapshot = snapshot_of(local_store)
-    p1, p2 = make_plan("run-1"), make_plan("run-2")
-    register(local_store, p1, snapshot, trainer_outputs(local_store, p1, b"one"), promote=True)
-    register(local_store, p2, snapshot, trainer_outputs(local_store, p2, b"two"), promote=False)
-    assert read_alias(local_store, p1.model_name).version == 1
 
 
 def test_registering_again_changes_nothing_and_another_run_gets_the_next_version(local_store):

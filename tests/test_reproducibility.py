@@ -39,3 +39,16 @@ def test_trainyard_reproduce_retrains_a_registered_model_and_reports_the_match(a
 def test_reproduce_of_an_unknown_version_names_it(store_root):
     out = run_cli("reproduce", "digits-digits-cnn@9")
     assert out.returncode == 2 and "no version 9" in out.stderr
+
+
+def test_trainyard_reproduce_exits_3_and_says_so_when_the_weights_differ(store_root, local_store):
+    """A registered manifest whose weights its recorded inputs do not produce (here: weights the
+    trainer never wrote) is reported, through the console script, with exit code 3."""
+    from tests.registration_fixtures import register, trainer_outputs
+
+    plan = make_plan("not-reproducible", dataset="intents", algorithm="intent-classification", epochs=1)
+    registered = register(local_store, plan, snapshot_of(local_store, "intents"),
+                          trainer_outputs(local_store, plan, b"weights no trainer produced"))
+    out = run_cli("reproduce", f"{registered.model_name}@{registered.version}")
+    assert out.returncode == 3, out.stdout + out.stderr
+    assert f"NOT reproduced {registered.model_name}@1: expected weights {registered.weights_sha256}" in out.stdout

@@ -6,14 +6,21 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict
 
-from steps.hashing import canonical_json
+from steps.hashing import canonical_json, sha256_bytes
 from steps.lifecycle.manifest import ModelManifest
-from steps.store import ArtifactStore, ObjectExists, ObjectNotFound, validate_name
+from steps.store import ArtifactStore, ObjectChanged, ObjectExists, ObjectNotFound, validate_name
 
 CHAMPION = "champion"
 
 
 class ModelNotFound(LookupError):
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class AliasMoved(RuntimeError):
+    """Another run moved the alias between this run's read and its write; nothing was written."""
+
     def __str__(self) -> str:
         return str(self.args[0])
 
@@ -80,25 +87,47 @@ def load_manifest(store: ArtifactStore, model: str, version: int) -> ModelManife
     return ModelManifest.model_validate_json(data)
 
 
-def read_alias(store: ArtifactStore, model: str, alias: str = CHAMPION) -> AliasRecord | None:
+def read_alias_entry(store: ArtifactStore, model: str, alias: str = CHAMPION) -> tuple[AliasRecord | None, str | None]:
+    """The alias record and the sha256 of its stored bytes: what a later set_alias must still find there."""
     try:
-        return AliasRecord.model_validate_json(store.get_bytes(alias_key(model, alias)))
+        data = store.get_bytes(alias_key(model, alias))
     except ObjectNotFound:
-        return None
+        return None, None
+    return AliasRecord.model_validate_json(data), sha256_bytes(data)
 
 
-def set_alias(store: ArtifactStore, model: str, alias: str, version: int, run_key: str, reason: str) -> AliasRecord:
+def read_alias(store: ArtifactStore, model: str, alias: str = CHAMPION) -> AliasRecord | None:
+    return read_alias_entry(store, model, alias)[0]
+
+
+def set_alias(
+    store: ArtifactStore, model: str, alias: str, version: int, run_key: str, reason: str, *, expected_sha256: str | None
+) -> AliasRecord:
+    """Move the alias with a compare-and-swap: only if it still holds what read_alias_entry returned
+    as expected_sha256 (None: only if it does not exist yet). Raises AliasMoved otherwise."""
     record = AliasRecord(
         alias=alias, version=version, set_at=datetime.now(UTC).isoformat(), run_key=run_key, reason=reason
     )
+    try:
+        store.compare_and_swap(alias_key(model, alias), canonical_json(record.model_dump()), expected_sha256=expected_sha256)
+    except ObjectChanged:
+        now = read_alias(store, model, alias)
+        holder = f"v{now.version} (run {now.run_key})" if now else "nothing"
+        raise AliasMoved(
+            f"{alias} of {model} was moved to {holder} after this run read it; v{version} was not made {alias}"
+        ) from None
+    record_alias_history(store, model, record)
+    return record
+
+
+def record_alias_history(store: ArtifactStore, model: str, record: AliasRecord) -> None:
+    """One create-only line per alias move; writing the same move again (a retry) is a no-op."""
     stamp = record.set_at.replace(":", "").replace("+", "Z")
-    history_key = f"models/{model}/aliases/history/{stamp}-{alias}-{version}.json"
+    history_key = f"models/{model}/aliases/history/{stamp}-{record.alias}-{record.version}.json"
     try:
         store.put_bytes(history_key, canonical_json(record.model_dump()), if_absent=True)
     except ObjectExists:
         pass
-    store.put_bytes(alias_key(model, alias), canonical_json(record.model_dump()))
-    return record
 
 
 def alias_history(store: ArtifactStore, model: str) -> list[AliasRecord]:

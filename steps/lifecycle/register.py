@@ -8,6 +8,7 @@ the commit point: a version without a manifest does not exist.
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,9 +28,11 @@ from steps.lifecycle.manifest import (
 )
 from steps.lifecycle.model_registry import (
     CHAMPION,
+    AliasMoved,
     claimed_versions,
     load_manifest,
-    read_alias,
+    read_alias_entry,
+    record_alias_history,
     set_alias,
     version_key,
 )
@@ -38,6 +41,8 @@ from steps.store import ArtifactStore, IntegrityError, ObjectExists
 from steps.training.contract import TrainerResult
 
 MAX_CLAIM_ATTEMPTS = 1000
+
+log = logging.getLogger(__name__)
 
 
 class RegisteredVersion(BaseModel):
@@ -48,6 +53,8 @@ class RegisteredVersion(BaseModel):
     manifest_key: str
     weights_sha256: str
     champion: bool
+    #: Why this version is or is not the champion (the gate's verdict, or who moved the alias first).
+    champion_reason: str = ""
     store_location: str
 
 
@@ -182,27 +189,48 @@ def _after_commit(
     store: ArtifactStore, plan: RunPlan, manifest: ModelManifest, manifest_key: str, evaluation: EvaluationRecord
 ) -> RegisteredVersion:
     """Idempotent: a retry after the commit point still moves the alias and records the result."""
-    champion = False
-    if evaluation.promote:
-        current = read_alias(store, plan.model_name, CHAMPION)
-        if current is not None and current.version == manifest.version:
-            champion = True
-        elif (current.version if current else None) == evaluation.champion_version:
-            set_alias(store, plan.model_name, CHAMPION, manifest.version, plan.run_key, evaluation.reason)
-            champion = True
-        # else: another run moved the champion after this one was evaluated; the gate was
-        # passed against a model that is no longer champion, so the alias stays put.
-    registered = _registered(store, manifest, manifest_key, champion)
+    champion, reason = _promote(store, plan, manifest, evaluation)
+    registered = _registered(store, manifest, manifest_key, champion, reason)
     store.put_bytes(plan.layout.registered, registered.model_dump_json(indent=2).encode())
     return registered
 
 
-def _registered(store: ArtifactStore, manifest: ModelManifest, manifest_key: str, champion: bool) -> RegisteredVersion:
+def _promote(store: ArtifactStore, plan: RunPlan, manifest: ModelManifest, evaluation: EvaluationRecord) -> tuple[bool, str]:
+    """Move the champion alias to this version if the gate passed against the champion it still names.
+
+    The read and the write are one compare-and-swap, so of two runs promoting at once exactly one wins.
+    """
+    if not evaluation.promote:
+        return False, evaluation.reason
+    current, current_sha256 = read_alias_entry(store, plan.model_name, CHAMPION)
+    if current is not None and current.version == manifest.version:
+        record_alias_history(store, plan.model_name, current)  # a retry after the move: keep its history line
+        return True, current.reason
+    current_version = current.version if current else None
+    if current_version != evaluation.champion_version:
+        # The gate was passed against a model that is no longer champion; the alias stays put.
+        reason = (f"champion is v{current_version} now, not v{evaluation.champion_version} that this run was "
+                  f"evaluated against; v{manifest.version} was not made champion")
+    else:
+        try:
+            set_alias(store, plan.model_name, CHAMPION, manifest.version, plan.run_key, evaluation.reason,
+                      expected_sha256=current_sha256)
+            return True, evaluation.reason
+        except AliasMoved as exc:
+            reason = str(exc)
+    log.warning("%s@%d: %s", plan.model_name, manifest.version, reason)
+    return False, reason
+
+
+def _registered(
+    store: ArtifactStore, manifest: ModelManifest, manifest_key: str, champion: bool, champion_reason: str
+) -> RegisteredVersion:
     return RegisteredVersion(
         model_name=manifest.model_name,
         version=manifest.version,
         manifest_key=manifest_key,
         weights_sha256=manifest.weights_sha256,
         champion=champion,
+        champion_reason=champion_reason,
         store_location=store.location,
     )

@@ -3,6 +3,7 @@ and the layout of what a run stores. May import steps.hashing only."""
 from steps.store.base import ArtifactStore, StoredObject
 from steps.store.errors import (
     IntegrityError,
+    ObjectChanged,
     ObjectExists,
     ObjectNotFound,
     StoreAuthError,
@@ -17,6 +18,7 @@ __all__ = [
     "AREAS",
     "ArtifactStore",
     "IntegrityError",
+    "ObjectChanged",
     "ObjectExists",
     "ObjectNotFound",
     "StoreAuthError",

@@ -34,6 +34,12 @@ class ArtifactStore(Protocol):
         """Write small bytes. With if_absent, raise ObjectExists instead of overwriting."""
         ...
 
+    def compare_and_swap(self, key: str, data: bytes, *, expected_sha256: str | None) -> StoredObject:
+        """Write data only if key still holds the object whose sha256 is expected_sha256 (None:
+        only if key is absent), as one atomic step; otherwise raise ObjectChanged, writing nothing.
+        For small mutable records that several runs may move at once (a model's aliases)."""
+        ...
+
     def get_file(self, key: str, dest: Path) -> StoredObject:
         """Stream an object to dest (written atomically), verifying its sha256."""
         ...

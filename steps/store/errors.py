@@ -13,6 +13,10 @@ class ObjectExists(StoreError):
     """A create-only write found the key already present (nothing was overwritten)."""
 
 
+class ObjectChanged(StoreError):
+    """A compare-and-swap found the key no longer holding what the caller read (nothing was written)."""
+
+
 class IntegrityError(StoreError):
     """Stored bytes do not match the sha256 recorded when they were written."""
 

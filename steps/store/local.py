@@ -7,6 +7,8 @@ whose recorded digest and bytes disagree, and two writers can never interleave.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import tempfile
 from collections.abc import Iterator
@@ -14,10 +16,11 @@ from pathlib import Path
 
 from steps.hashing import CHUNK_BYTES, sha256_bytes, streaming_sha256
 from steps.store.base import StoredObject
-from steps.store.errors import IntegrityError, ObjectExists, ObjectNotFound
+from steps.store.errors import IntegrityError, ObjectChanged, ObjectExists, ObjectNotFound
 from steps.store.keys import validate_key
 
 _OBJECTS_DIR = ".objects"
+_LOCKS_DIR = ".locks"
 
 
 class LocalStore:
@@ -93,6 +96,39 @@ class LocalStore:
 
         sha256, size = self._ingest(write)
         return self._publish(key, sha256, size, if_absent)
+
+    def compare_and_swap(self, key: str, data: bytes, *, expected_sha256: str | None) -> StoredObject:
+        self._path(key)  # validates the key before anything is written
+
+        def write(out, digest):
+            digest.update(data)
+            out.write(data)
+            return len(data)
+
+        sha256, size = self._ingest(write)  # content first, outside the lock
+        with self._key_lock(key):
+            current = self.stat(key)
+            if (current.sha256 if current else None) != expected_sha256:
+                held = f"sha256 {current.sha256[:12]}" if current else "nothing"
+                wanted = f"sha256 {expected_sha256[:12]}" if expected_sha256 else "nothing"
+                raise ObjectChanged(f"{key} changed since it was read: it holds {held}, expected {wanted}")
+            try:
+                # Absent: create-only, so even a plain if_absent writer cannot be clobbered.
+                return self._publish(key, sha256, size, if_absent=expected_sha256 is None)
+            except ObjectExists:
+                raise ObjectChanged(f"{key} changed since it was read: it was created by another writer") from None
+
+    @contextlib.contextmanager
+    def _key_lock(self, key: str) -> Iterator[None]:
+        """An exclusive lock on one key, across processes (flock on a file named by the key's hash)."""
+        locks = self.root / _LOCKS_DIR
+        locks.mkdir(parents=True, exist_ok=True)
+        with open(locks / sha256_bytes(key.encode()), "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     # -- reads -------------------------------------------------------------
     def stat(self, key: str) -> StoredObject | None:

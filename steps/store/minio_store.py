@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,6 +28,7 @@ from steps.store.errors import (
     StoreError,
 )
 from steps.store.keys import AREAS, InvalidName, validate_key
+from steps.store.s3_conditional import conditional_replace
 from steps.store.s3_multipart import MultipartUploader
 from steps.store.s3_protocol import (
     ByteBudget,
@@ -40,6 +41,7 @@ from steps.store.s3_protocol import (
     release_response,
     stream_body_to_file,
 )
+from steps.store.s3_versions import delete_every_version
 from steps.store.settings import (
     ENV_MINIO_ACCESS_KEY,
     ENV_MINIO_ENDPOINT,
@@ -196,6 +198,16 @@ class MinioStore:
         with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="minio-put") as pool:
             futures = [pool.submit(self.put_file, key, path, if_absent=if_absent) for key, path in items]
             return [f.result() for f in futures]
+
+    def compare_and_swap(self, key: str, data: bytes, *, expected_sha256: str | None) -> StoredObject:
+        bucket, name = self._locate(key)
+        self._ensure_bucket(key.split("/", 1)[0])
+        sha256 = sha256_bytes(data)
+        conditional_replace(self._client, self._requests, key=key, bucket=bucket, name=name, data=data, sha256=sha256,
+                            headers=self._write_headers(key, sha256), sha256_header=SHA256_HEADER,
+                            expected_sha256=expected_sha256)
+        self._count_upload(len(data))
+        return StoredObject(key, sha256, len(data))
 
     def _write_headers(self, key: str, sha256: str) -> dict[str, str]:
         headers = {"Content-Type": "application/octet-stream", SHA256_HEADER: sha256}
@@ -374,27 +386,4 @@ class MinioStore:
         if not key.startswith("models/"):
             self._requests.call("delete", key, lambda _a: self._client.remove_object(bucket, name))
             return
-
-        # The models bucket is versioned: a plain DELETE would only add a delete marker
-        # and leave every version behind (and would succeed even under retention). Delete
-        # the versions themselves, newest first, so the server enforces object lock.
-        def versions(_a: int) -> list[str | None]:
-            try:
-                found = [
-                    o for o in self._client.list_objects(bucket, prefix=name, include_version=True)
-                    if o.object_name == name
-                ]
-            except S3Error as exc:
-                if exc.code == "NoSuchBucket":
-                    return []
-                raise
-            found.sort(key=lambda o: (o.is_latest == "true", o.last_modified or datetime.min.replace(tzinfo=UTC)),
-                       reverse=True)
-            return [o.version_id for o in found]
-
-        def remove(version_id: str | None) -> Callable[[int], None]:
-            return lambda _attempt: self._client.remove_object(bucket, name, version_id=version_id)
-
-        for version_id in self._requests.call("list versions", key, versions):
-            self._requests.call("delete", key, remove(version_id))
-
+        delete_every_version(self._client, self._requests, key, bucket, name)  # versioned: see s3_versions

@@ -15,6 +15,7 @@ from typing import Any
 import requests
 
 TERMINAL_RUN_STATES = frozenset({"success", "failed"})
+GET_ATTEMPTS = 4
 
 
 class AirflowApiError(RuntimeError):
@@ -30,7 +31,7 @@ def _iso(moment: datetime | str | None) -> str | None:
 
 
 class AirflowClient:
-    def __init__(self, base_url: str, username: str, password: str, request_timeout_s: float = 30.0) -> None:
+    def __init__(self, base_url: str, username: str, password: str, request_timeout_s: float = 120.0) -> None:
         self.base_url = base_url.rstrip("/")
         self.request_timeout_s = request_timeout_s
         self.session = requests.Session()
@@ -49,7 +50,17 @@ class AirflowClient:
 
     # -- plumbing ------------------------------------------------------------
     def request(self, method: str, path: str, *, expect: Iterable[int] = (200,), **kwargs: Any) -> Any:
-        resp = self.session.request(method, f"{self.base_url}{path}", timeout=self.request_timeout_s, **kwargs)
+        # A single-worker api-server on a loaded 2-core machine sometimes answers late or drops a
+        # connection; reads are safe to repeat, writes are not.
+        attempts = GET_ATTEMPTS if method == "GET" else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                resp = self.session.request(method, f"{self.base_url}{path}", timeout=self.request_timeout_s, **kwargs)
+                break
+            except (requests.Timeout, requests.ConnectionError):
+                if attempt == attempts:
+                    raise
+                time.sleep(2 * attempt)
         if resp.status_code not in tuple(expect):
             raise AirflowApiError(f"{method} {path} -> HTTP {resp.status_code}: {resp.text[:1000]}")
         return resp.json() if resp.content else None
@@ -64,19 +75,22 @@ class AirflowClient:
     def import_errors(self) -> list[dict]:
         return self.get("/importErrors")["import_errors"]
 
-    def wait_for_dag(self, dag_id: str, timeout_s: float = 120.0) -> dict:
+    def wait_for_dag(self, dag_id: str, timeout_s: float = 600.0) -> dict:
         """Wait until the dag-processor has parsed and serialized `dag_id`."""
         deadline = time.monotonic() + timeout_s
         while True:
-            resp = self.session.get(f"{self.base_url}/api/v2/dags/{dag_id}", timeout=self.request_timeout_s)
-            if resp.status_code == 200:
-                # The DAG row can exist a moment before its serialized version does;
-                # triggering needs the latter.
-                details = self.session.get(
-                    f"{self.base_url}/api/v2/dags/{dag_id}/details", timeout=self.request_timeout_s
-                )
-                if details.status_code == 200:
-                    return resp.json()
+            try:
+                resp = self.session.get(f"{self.base_url}/api/v2/dags/{dag_id}", timeout=self.request_timeout_s)
+                if resp.status_code == 200:
+                    # The DAG row can exist a moment before its serialized version does;
+                    # triggering needs the latter.
+                    details = self.session.get(
+                        f"{self.base_url}/api/v2/dags/{dag_id}/details", timeout=self.request_timeout_s
+                    )
+                    if details.status_code == 200:
+                        return resp.json()
+            except (requests.Timeout, requests.ConnectionError):
+                pass  # a late answer on a loaded machine: the deadline below decides
             if time.monotonic() > deadline:
                 errors = [f"{e.get('filename')}: {e.get('stack_trace', '')[-500:]}" for e in self.import_errors()]
                 raise AirflowApiError(f"DAG {dag_id!r} not parsed after {timeout_s:.0f}s; import errors: {errors}")
@@ -104,6 +118,24 @@ class AirflowClient:
         if note:
             body["note"] = note
         return self.request("POST", f"/api/v2/dags/{dag_id}/dagRuns", json=body)
+
+    def asset_events(self, **filters: Any) -> list[dict]:
+        """Asset events, newest first (filters: source_dag_id, source_run_id, asset_id, ...)."""
+        filters.setdefault("limit", 100)
+        filters.setdefault("order_by", "-timestamp")
+        return self.get("/assets/events", **filters)["asset_events"]
+
+    def wait_for_triggered_run(self, event_id: int, dag_id: str, timeout_s: float = 600.0, poll_s: float = 2.0) -> str:
+        """The run of `dag_id` the scheduler created from asset event `event_id`."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            event = next((e for e in self.asset_events() if e["id"] == event_id), None)
+            runs = [r["run_id"] for r in (event or {}).get("created_dagruns", []) if r["dag_id"] == dag_id]
+            if runs:
+                return runs[0]
+            if time.monotonic() > deadline:
+                raise AirflowApiError(f"no {dag_id} run created from asset event {event_id} after {timeout_s:.0f}s: {event}")
+            time.sleep(poll_s)
 
     def get_run(self, dag_id: str, run_id: str) -> dict:
         return self.get(f"/dags/{dag_id}/dagRuns/{run_id}")

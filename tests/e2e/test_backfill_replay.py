@@ -10,7 +10,7 @@ import pytest
 
 from tests.e2e.airflow_api import AirflowClient
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.minio]
 
 DAG_ID = "scheduled_retraining"
 # The demo digits dataset ships partitions dt=2026-01-05, -12 and -19; the DAG runs
@@ -20,7 +20,7 @@ TO_DATE = datetime(2026, 1, 19, 23, 59, tzinfo=UTC)
 DATES = ["2026-01-05", "2026-01-12", "2026-01-19"]
 # One epoch keeps six real trainings within the tier's budget; replays reuse it from the manifest.
 CONF = {"epochs": 1}
-BACKFILL_TIMEOUT_S = 900
+BACKFILL_TIMEOUT_S = 1800
 
 
 def _runs_by_date(api: AirflowClient) -> dict[str, dict]:

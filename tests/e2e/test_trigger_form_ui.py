@@ -12,7 +12,7 @@ from steps.lifecycle.plan import BOUNDS
 from tests.e2e import trigger_form
 from tests.e2e.airflow_api import AirflowClient
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.minio]
 
 DAG_ID = "training_pipeline"
 # param name -> the label the form shows (the Param's title)
@@ -34,7 +34,7 @@ FORM_VALUES = {
     "batch_size": 8,
     "seed": 11,
 }
-RUN_TIMEOUT_S = 900
+RUN_TIMEOUT_S = 1200
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +67,7 @@ def test_filled_params_form_triggers_a_run_that_succeeds_with_those_params(
     ).to_be_enabled()
 
     trigger_form.submit(dialog)
-    page.wait_for_url(re.compile(r"/runs/"))
+    page.wait_for_url(re.compile(r"/runs/"), timeout=trigger_form.UI_TIMEOUT_MS)
     run_id = trigger_form.run_id_from_url(page.url)
     run = api.wait_for_run(DAG_ID, run_id, timeout_s=RUN_TIMEOUT_S)
 
@@ -76,7 +76,7 @@ def test_filled_params_form_triggers_a_run_that_succeeds_with_those_params(
     registered = api.xcom(DAG_ID, run_id, "register")
     assert registered["model_name"] == "intents-intent-classification"
     assert len(registered["weights_sha256"]) == 64
-    page.reload()
+    trigger_form.reload(page)  # waits for the translated page, not just the navigation
     # The run header shows the state badge; hidden copies (legends, tooltips) do not count.
     expect(page.get_by_text("Success", exact=True).filter(visible=True).first).to_be_visible()
     page.screenshot(path=str(artifacts_dir / "ui-trigger-run-success.png"), full_page=True)

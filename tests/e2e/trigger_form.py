@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import unquote
 
-from playwright.sync_api import Browser, Locator, Page, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
 CHROMIUM_PATH = Path("/usr/bin/chromium")
 # No browser download is possible here: Debian's chromium, headless, and quiet about
@@ -28,7 +28,28 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-UI_TIMEOUT_MS = 30_000
+# Every wait in the UI tests, Playwright's expect() included (its own default is 5 s): on a
+# loaded 2-core machine the SPA's first paint and its translations can take tens of seconds.
+UI_TIMEOUT_MS = 120_000
+expect.set_options(timeout=UI_TIMEOUT_MS)
+# The UI renders i18n keys (nav.home, nav.dags) until its translations have loaded.
+_UNTRANSLATED_NAV = r"\bnav\.(home|dags|assets|browse|admin|docs)\b"
+
+
+def wait_until_ready(page: Page) -> None:
+    """Loaded, rendered, and translated: the page a person would read, not its skeleton."""
+    page.wait_for_load_state("load", timeout=UI_TIMEOUT_MS)
+    page.wait_for_function(
+        "pattern => document.body && document.body.innerText.trim().length > 0"
+        " && !new RegExp(pattern).test(document.body.innerText)",
+        arg=_UNTRANSLATED_NAV,
+        timeout=UI_TIMEOUT_MS,
+    )
+
+
+def reload(page: Page) -> None:
+    page.reload(timeout=UI_TIMEOUT_MS)
+    wait_until_ready(page)
 
 
 @contextmanager
@@ -44,15 +65,17 @@ def chromium() -> Iterator[Browser]:
 
 
 def log_in(page: Page, base_url: str, username: str, password: str, next_path: str = "/") -> None:
-    page.goto(f"{base_url}{next_path}")
+    page.goto(f"{base_url}{next_path}", timeout=UI_TIMEOUT_MS)
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(re.compile(r"^(?!.*/auth/login).*$"), timeout=UI_TIMEOUT_MS)
+    wait_until_ready(page)
 
 
 def open_trigger_dialog(page: Page, base_url: str, dag_id: str) -> Locator:
-    page.goto(f"{base_url}/dags/{dag_id}")
+    page.goto(f"{base_url}/dags/{dag_id}", timeout=UI_TIMEOUT_MS)
+    wait_until_ready(page)
     page.get_by_role("button", name="Trigger Dag").click()
     dialog = page.get_by_role("dialog")
     dialog.get_by_text("Run Parameters").wait_for(timeout=UI_TIMEOUT_MS)

@@ -52,6 +52,8 @@ def report_run(run) -> int:
     print(f"registered model {registered.model_name}@{registered.version} (champion: {registered.champion})")
     if manifest.world_size > 1:
         print(f"trained on {manifest.shape.describe()}, backend {manifest.backend}")
+    if not registered.champion:
+        print(f"not champion: {registered.champion_reason}")
     print(f"metrics accuracy={m.accuracy:.4f} macro_f1={m.macro_f1:.4f} loss={m.loss:.4f} on {m.n_examples} test examples")
     print(f"evaluation: {manifest.evaluation.reason}")
     print(f"manifest {registered.store_location}/{registered.manifest_key}")
