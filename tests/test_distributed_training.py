@@ -1,7 +1,7 @@
 """Data-parallel training with torchrun on the subprocess executor: the shape's bounds and defaults,
 bit-identical weights for the same world size, a dead rank failing the whole run, and a rendezvous
-that never forms. Container and Kubernetes shapes are in test_distributed_containers.py and
-test_indexed_job.py."""
+that never forms. Container and Kubernetes shapes are in test_container_executor.py,
+test_indexed_job.py and kubernetes/test_distributed_job.py."""
 from __future__ import annotations
 
 import os
@@ -225,6 +225,7 @@ def test_killing_one_rank_fails_the_whole_run_within_bounded_time_naming_the_ran
     assert local_store.exists(job.outputs.trainer_log)  # the whole log is kept for whoever debugs it
 
 
+@pytest.mark.slow
 def test_a_rendezvous_whose_other_node_never_comes_fails_within_its_timeout_with_a_clear_message(local_store, store_root):
     """Node 0 of a 2-node run, alone: the real trainer under torchrun's static rendezvous."""
     settings = StoreSettings(backend="local", root=str(store_root))
@@ -241,3 +242,31 @@ def test_a_rendezvous_whose_other_node_never_comes_fails_within_its_timeout_with
     assert time.monotonic() - started < FAILS_WITHIN_S
     assert str(err.value).startswith("trainer 'digits-cnn': the 2 nodes of a 2×1 run did not meet; node 0: ")
     assert "1/2 clients joined" in str(err.value)
+
+
+@pytest.mark.slow
+def test_a_scheduled_two_process_run_is_replayed_by_a_backfill_on_its_pinned_shape_to_the_same_weights(
+    airflow_db, tmp_path, monkeypatch
+):
+    from datetime import UTC, date, datetime
+
+    from steps.lifecycle.model_registry import load_manifest
+    from steps.lifecycle.replay import backfill_plan, verify_reproduction
+    from steps.lifecycle.train import run_training
+    from steps.store.local import LocalStore
+    from trainyard.local_airflow import run_dag
+
+    root = tmp_path / "store"
+    monkeypatch.setenv("TRAINYARD_STORE", "local")
+    monkeypatch.setenv("TRAINYARD_STORE_ROOT", str(root))
+    run = run_dag("scheduled_retraining", {"epochs": 1, "procs_per_node": 2}, logical_date=datetime(2026, 1, 12, 3, tzinfo=UTC))
+    assert run.state == "success", run.failed_tasks
+    store = LocalStore(root)
+    manifest = load_manifest(store, "digits-digits-cnn", 1)
+    assert (manifest.nodes, manifest.procs_per_node, manifest.world_size, manifest.backend) == (1, 2, 2, "gloo")
+
+    replay = backfill_plan(store, make_plan("backfill-ddp"), date(2026, 1, 12), "exact")  # asks for 1×1; the pin wins
+    assert (replay.replay, replay.nodes, replay.procs_per_node) == ("exact", 1, 2)
+    result = run_training(replay, replay.pinned_dataset_hash, SubprocessExecutor(), StoreSettings(backend="local", root=str(root)))
+    assert (result.world_size, result.backend) == (2, "gloo")
+    assert verify_reproduction(store, replay, result.weights_sha256).weights_match
