@@ -57,10 +57,11 @@ class MinioServer:
     access_key: str = field(repr=False)
     secret_key: str = field(repr=False)
     process: subprocess.Popen | None = field(default=None, repr=False)
+    host: str = "127.0.0.1"  # the Kubernetes tier's MinIO listens on its bridge, where pods reach it
 
     @property
     def endpoint(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
     @property
     def url(self) -> str:
