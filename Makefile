@@ -4,15 +4,19 @@ PYTHON ?= python3.11
 UV_VERSION := 0.13.8
 VENV := .venv
 BIN := $(VENV)/bin
-export TRAINYARD_HOME ?= $(CURDIR)/.trainyard
+# Embedded state lives where the CLI puts it ($TRAINYARD_HOME, default ~/.local/share/trainyard), so
+# a plain `trainyard models` after `make demo` sees the demo's model; set TRAINYARD_HOME to move both.
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
 .PHONY: venv lint demo test test-fast test-containers test-compose test-kubernetes k8s-build k8s-up k8s-down up images bench clean
 
+# --compile-bytecode: uv links packages in without .pyc files, and where PYTHONDONTWRITEBYTECODE is set
+# nothing ever writes them, so every process (CLI, task, trainer) would compile Airflow, Great
+# Expectations and torch from source on each start: seconds per process (docs/benchmarks.md).
 $(VENV)/.installed: requirements.lock pyproject.toml
 	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "uv==$(UV_VERSION)"
 	@test -x $(BIN)/python || uv venv --quiet --python $(PYTHON) $(VENV)
-	VIRTUAL_ENV=$(CURDIR)/$(VENV) uv pip sync --quiet requirements.lock
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) uv pip sync --quiet --compile-bytecode requirements.lock
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) uv pip install --quiet --no-deps -e .
 	@touch $@
 
@@ -78,12 +82,14 @@ images: venv services
 	bash scripts/build-images.sh
 
 up: venv services
-	$(BIN)/python scripts/airflow_stack.py up
+	$(BIN)/python scripts/airflow_stack.py up $(if $(PORT),--port $(PORT))
 
 bench: venv services
 	$(BIN)/python bench/snapshot_hashing.py
 	$(BIN)/python bench/minio_throughput.py
 	$(BIN)/python bench/distributed_scaling.py
+	$(BIN)/python bench/client_refusal.py
 
+# Removes build caches only: models and snapshots under $TRAINYARD_HOME are the user's.
 clean:
-	rm -rf .trainyard
+	rm -rf .mypy_cache .ruff_cache tests/artifacts bench/results

@@ -20,11 +20,19 @@ def _run_key_and_try(context: Any) -> tuple[str, int | None]:
     return run_key_for(current["dag"].dag_id, current["run_id"]), getattr(ti, "try_number", None)
 
 
+def _is_skip(exc: Exception) -> bool:
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    return isinstance(exc, AirflowSkipException)
+
+
 @contextmanager
 def recording_failure(step: str, context: Any = None) -> Iterator[None]:
     try:
         yield
     except Exception as exc:
+        if _is_skip(exc):  # a skipped step did not fail
+            raise
         from operators.context import load_settings, open_artifact_store
         from steps.lifecycle.run_failure import failure_from_exception, record_failure
 

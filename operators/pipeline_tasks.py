@@ -92,19 +92,23 @@ def snapshot_task(plan: XComRecord) -> dict:
 @records_failure("validate")
 def validate_task(plan: XComRecord, snapshot: XComRecord) -> dict:
     from operators.context import load_settings, open_artifact_store
+    from operators.training_reuse import warm_up_trainer_if_it_will_run
     from steps.data.snapshot import SnapshotRef
     from steps.data.validation_run import validate_snapshot
     from steps.lifecycle.plan import RunPlan
 
+    warm_up_trainer_if_it_will_run(plan, snapshot)
     run = RunPlan.model_validate(plan)
     ref = SnapshotRef.model_validate(snapshot)
     summary = validate_snapshot(open_artifact_store(load_settings()), run.dataset, ref.dataset_hash, run.schema_name, run.run_key)
+    if summary.reused_from:
+        print(f"validation of {run.dataset}@{ref.dataset_hash[:12]} reused from run {summary.reused_from} "
+              f"(suite {summary.suite_sha256 and summary.suite_sha256[:12]}, Great Expectations {summary.gx_version})")
     return summary.model_dump(mode="json")
 
 
-@task(task_id="train", multiple_outputs=False)
-@records_failure("train")
-def train_task(plan: XComRecord, snapshot: XComRecord, validation: XComRecord) -> dict:
+def train(plan: dict, snapshot: dict) -> dict:
+    """The train step on the local executors; operators/train_operator.py runs it as the `train` task."""
     from operators.context import executor_for, load_settings
     from steps.data.snapshot import SnapshotRef
     from steps.lifecycle.plan import RunPlan
@@ -176,6 +180,7 @@ def register_task(plan: XComRecord, snapshot: XComRecord, validation: XComRecord
         EvaluationRecord.model_validate(evaluation),
         replay=ReplayRecord(mode=run.replay, reproduced_from=run.replay_of) if run.replay_of else None,
         historical=run.historical,
+        validation=validated,
     )
     print(
         f"registered {registered.model_name}@{registered.version} "

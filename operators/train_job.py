@@ -19,7 +19,8 @@ from airflow.providers.common.compat.sdk import AirflowException
 from kubernetes.client import models as k8s
 
 from operators.failure_recording import recording_failure
-from operators.train_pod import SIDECAR_SECURITY_CONTEXT, run_for_team, settings_pods_can_use, xcom_record
+from operators.train_pod import SIDECAR_SECURITY_CONTEXT, run_for_team, settings_pods_can_use
+from operators.xcom import xcom_record
 from steps.catalog.teams import DEFAULT_TEAMS_PATH, load_teams
 from steps.kubernetes.indexed_job import (
     COMPLETION_INDEX_ANNOTATION,
@@ -123,7 +124,10 @@ class TrainerJobOperator(KubernetesJobOperator):
         return sorted(pods, key=_completion_index)
 
     def execute(self, context: Any) -> dict:
+        from operators.training_reuse import skip_if_already_trained
+
         with recording_failure("train", context):
+            skip_if_already_trained(xcom_record(self.plan), xcom_record(self.snapshot), context)  # before any Job exists
             run = run_for_team(self.plan, self.team_entry)
             self.parallelism = self.completions = run.nodes
             self.rendered = self.render()

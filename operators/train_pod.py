@@ -2,11 +2,10 @@
 
 It turns the run's plan and snapshot into the trainer pod, lets the provider run it, and
 hands back the trainer's TrainerResult (read by the XCom sidecar from return.json) in the
-same shape as pipeline_tasks.train_task. A failed pod fails the task with its log tail.
+same shape as operators/train_operator.py. A failed pod fails the task with its log tail.
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +16,7 @@ from airflow.providers.common.compat.sdk import AirflowException
 from kubernetes.client import models as k8s
 
 from operators.failure_recording import recording_failure
+from operators.xcom import xcom_record
 from steps.catalog.teams import DEFAULT_TEAMS_PATH, TeamEntry, load_teams
 from steps.kubernetes.pod_spec import (
     TRAINER_CONTAINER,
@@ -44,11 +44,6 @@ SIDECAR_SECURITY_CONTEXT = k8s.V1SecurityContext(
 
 class TrainerPodFailed(AirflowException):
     """The trainer pod did not succeed; the message carries why and the pod's last log lines."""
-
-
-def xcom_record(value: Any) -> Any:
-    """XCom values arrive as dicts (XComArg) or as JSON text (a Jinja template)."""
-    return json.loads(value) if isinstance(value, str) else value
 
 
 def run_for_team(plan: Any, team: TeamEntry) -> RunPlan:
@@ -140,7 +135,10 @@ class TrainerPodOperator(KubernetesPodOperator):
         return SnapshotRef.model_validate(xcom_record(self.snapshot))
 
     def execute(self, context: Any) -> dict:
+        from operators.training_reuse import skip_if_already_trained
+
         with recording_failure(self.task_id, context):
+            skip_if_already_trained(xcom_record(self.plan), xcom_record(self.snapshot), context)  # before any pod exists
             return self._trainer_result(super().execute(context))
 
     def trigger_reentry(self, context: Any, event: dict[str, Any]) -> Any:

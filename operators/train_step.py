@@ -16,9 +16,9 @@ from trainyard.settings import Settings
 def train_step(plan, snapshot, validation):
     if Settings.load().executor == "kubernetes":
         return kubernetes_train_step(plan, snapshot, validation)
-    from operators.pipeline_tasks import train_task
+    from operators.train_operator import TrainOperator
 
-    return train_task(plan, snapshot, validation)
+    return TrainOperator(plan=plan, snapshot=snapshot, validation=validation).output
 
 
 @task.branch(task_id="train_on")

@@ -5,7 +5,13 @@ while a DAG file is wired, the same parameter receives an XComArg. One alias say
 """
 from __future__ import annotations
 
+import json
 from typing import Any, TypeAlias
 
 #: A typed record's JSON at run time; an XComArg while the DAG is being wired.
 XComRecord: TypeAlias = Any
+
+
+def xcom_record(value: Any) -> Any:
+    """An operator's templated XCom field: a dict (XComArg) or JSON text (a Jinja template)."""
+    return json.loads(value) if isinstance(value, str) else value

@@ -9,8 +9,9 @@
 #
 # --registry defaults to $TRAINYARD_REGISTRY, else 127.0.0.1:5000 (config/algorithms.yaml);
 # a registry that does not answer there is started for the build (storage under
-# $TRAINYARD_HOME/registry) and stopped again afterwards. The store comes from the usual
-# TRAINYARD_STORE* env (steps/store/factory.py).
+# .trainyard/registry in this checkout, where scripts/kubernetes/ serves the cluster's images
+# from) and stopped again afterwards. The store comes from the usual TRAINYARD_STORE* env
+# (steps/store/factory.py), under the same $TRAINYARD_HOME the CLI uses.
 #
 # Cache: every image is tagged inputs-<hash of what it is built from>. An image whose tag
 # already exists is not rebuilt, so a second run on the same machine only pushes/registers.
@@ -22,7 +23,11 @@ cd "$ROOT"
 # This sandbox cannot raise rlimits and crun fails on its cgroup layout (images/containers.conf).
 export CONTAINERS_CONF=${CONTAINERS_CONF:-$ROOT/images/containers.conf}
 PYTHON=${PYTHON:-$ROOT/.venv/bin/python}
-export TRAINYARD_HOME=${TRAINYARD_HOME:-$ROOT/.trainyard}
+# The same embedded state the CLI uses (one default, in steps/store/settings.py).
+if [ -z "${TRAINYARD_HOME:-}" ] && [ -x "$PYTHON" ]; then
+    TRAINYARD_HOME=$("$PYTHON" -c 'from steps.store.settings import trainyard_home; print(trainyard_home())')
+fi
+export TRAINYARD_HOME=${TRAINYARD_HOME:-$HOME/.local/share/trainyard}
 
 ALGORITHMS=(digits-cnn intent-classification)
 IMAGE_NAMESPACE=trainyard
@@ -190,7 +195,7 @@ ensure_registry() {
         127.0.0.1:* | localhost:*) ;;
         *) die "registry $registry does not answer on http://$registry/v2/" ;;
     esac
-    STARTED_REGISTRY_DIR=$TRAINYARD_HOME/registry
+    STARTED_REGISTRY_DIR=$ROOT/.trainyard/registry
     bash scripts/registry.sh start "${registry##*:}" "$STARTED_REGISTRY_DIR" >&2
 }
 

@@ -34,5 +34,8 @@ def test_registering_the_same_history_entry_twice_keeps_one(local_store):
 
 
 def test_unknown_algorithm_lists_the_registered_ones():
-    with pytest.raises(UnknownName, match="algorithm 'digit-cnn' is not registered; registered: digits-cnn, intent-classification"):
+    with pytest.raises(UnknownName, match=r"algorithm 'digit-cnn' is not registered \(did you mean 'digits-cnn'\?\); "
+                                          "registered: digits-cnn, intent-classification"):
         catalog().algorithm("digit-cnn")
+    with pytest.raises(UnknownName, match="algorithm 'svm' is not registered; registered: digits-cnn"):
+        catalog().algorithm("svm")  # nothing close: no suggestion

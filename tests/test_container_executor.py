@@ -6,13 +6,15 @@ import json
 import os
 import re
 import subprocess
+import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from steps.catalog.catalog import Resources
-from steps.executors.base import TrainerFailed
+from steps.executors.base import TrainerFailed, TrainerStopped
 from steps.executors.container_executor import ContainerExecutor, podman_args
 from steps.hashing import sha256_file
 from steps.images.code_hash import TRAINER_SHARED_CODE
@@ -469,3 +471,47 @@ def test_a_trainer_container_past_its_deadline_is_removed_and_fails_naming_the_d
     left = subprocess.run(["podman", "ps", "--all", "--quiet", "--filter", "label=trainyard.io/run-id=tests-deadline-0123456789"],
                           env=env, capture_output=True, text=True, check=True)
     assert left.stdout.strip() == "", "the container outlived its deadline"
+
+
+@pytest.mark.containers
+@pytest.mark.minio
+@pytest.mark.registry
+@pytest.mark.timeout(COLD_BUILD_TIMEOUT_S)
+def test_a_stopped_trainer_container_is_removed_and_the_step_says_it_was_stopped(
+    registered_images, oci_registry, tmp_path
+):
+    """What a cancelled run's train task does on_kill: the container itself goes, not just `podman run`."""
+    from steps.executors.trainer_process import stop_running_trainers
+
+    settings, _, pinned = registered_images
+    image = _image_from_trainer(oci_registry.host, pinned["intent-classification"], HANGING_TRAINER, "stopped", tmp_path)
+    run_id = "tests-stopped-0123456789"
+    job = _job(algorithm="intent-classification", dataset_name="intents", run_id=run_id, output_prefix=f"runs/{run_id}")
+    env = {**os.environ, "CONTAINERS_CONF": str(PROJECT_ROOT / "images" / "containers.conf")}
+
+    def containers(*status: str) -> list[str]:
+        filters = [f"--filter=status={s}" for s in status]
+        listed = subprocess.run(["podman", "ps", "--all", "--quiet", f"--filter=label=trainyard.io/run-id={run_id}",
+                                 *filters], env=env, capture_output=True, text=True, check=True)
+        return listed.stdout.split()
+
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            ContainerExecutor().run(job, image, settings, deadline_s=3600)
+        except TrainerFailed as exc:
+            outcome["error"] = exc
+
+    runner = threading.Thread(target=run, daemon=True)
+    runner.start()
+    deadline = time.monotonic() + 600
+    while not containers("running"):
+        assert runner.is_alive() and time.monotonic() < deadline, f"the trainer container never ran: {outcome}"
+        time.sleep(1)
+
+    assert stop_running_trainers() == 1
+    runner.join(300)
+    assert not runner.is_alive(), "the executor did not return after the stop"
+    assert isinstance(outcome.get("error"), TrainerStopped), outcome
+    assert containers() == [], "the trainer's container outlived the stop"

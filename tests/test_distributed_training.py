@@ -43,6 +43,13 @@ def test_shapes_past_the_bounds_are_refused_naming_each_bound():
     assert "procs_per_node: Input should be greater than or equal to 1" in str(err.value)
 
 
+def test_the_forms_and_the_clis_shape_bounds_are_the_trainers():
+    from steps.lifecycle.bounds import BOUNDS
+    from steps.training.shape import MAX_NODES, MAX_PROCS_PER_NODE
+
+    assert (BOUNDS["nodes"]["maximum"], BOUNDS["procs_per_node"]["maximum"]) == (MAX_NODES, MAX_PROCS_PER_NODE)
+
+
 def test_more_than_one_node_on_the_subprocess_executor_is_refused_naming_the_executors_that_can():
     with pytest.raises(BadRequest, match="nodes=2: the subprocess executor .* needs the container or kubernetes executor"):
         make_plan("two-nodes", nodes=2)

@@ -6,6 +6,7 @@ import pytest
 from steps.executors.subprocess_executor import SubprocessExecutor
 from steps.lifecycle.train import run_training
 from steps.store import StoreSettings
+from steps.store.local import LocalStore
 from tests.conftest import run_cli
 from tests.pipeline_fixtures import make_plan, snapshot_of
 
@@ -34,11 +35,21 @@ def test_trainyard_reproduce_retrains_a_registered_model_and_reports_the_match(a
     out = run_cli("reproduce", "intents-intent-classification@1")
     assert out.returncode == 0, out.stderr
     assert "weights hash matches" in out.stdout
+    assert not (store_root / "runs").exists() or not [  # the scratch run is gone, empty directories too
+        p for p in (store_root / "runs").iterdir() if p.name.startswith("reproduce-")
+    ]
+    assert LocalStore(store_root).get_bytes("models/intents-intent-classification/versions/1/weights.safetensors")
 
 
-def test_reproduce_of_an_unknown_version_names_it(store_root):
+def test_reproduce_of_an_unknown_version_names_it(local_store):
+    from tests.test_register import register, trainer_outputs
+
+    out = run_cli("reproduce", "digits-digits-cnn@9")  # nothing registered yet
+    assert out.returncode == 2 and "no such model 'digits-digits-cnn'" in out.stderr, out.stderr
+    plan = make_plan("known-9")
+    register(local_store, plan, snapshot_of(local_store), trainer_outputs(local_store, plan, b"w"))
     out = run_cli("reproduce", "digits-digits-cnn@9")
-    assert out.returncode == 2 and "no version 9" in out.stderr
+    assert out.returncode == 2 and "has no version 9; registered versions: [1]" in out.stderr, out.stderr
 
 
 def test_trainyard_reproduce_exits_3_and_says_so_when_the_weights_differ(store_root, local_store):

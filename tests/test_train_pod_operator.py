@@ -221,6 +221,15 @@ class TaskInstanceStub:
 
 @pytest.fixture
 def cluster(monkeypatch) -> FakeCluster:
+    fake = install_fake_cluster(monkeypatch)
+    # The worker's store here is a cluster-internal name no test can reach; these tests are about the
+    # pod, so the reuse lookup answers "nothing to reuse" (the lookup itself is tested on a real store
+    # in tests/test_training_reuse.py, and a hit in test_a_training_already_registered_creates_no_pod).
+    monkeypatch.setattr("steps.lifecycle.train.reuse_earlier_training", lambda *_args: None)
+    return fake
+
+
+def install_fake_cluster(monkeypatch) -> FakeCluster:
     from airflow.providers.cncf.kubernetes.utils import pod_manager
 
     monkeypatch.setenv("TRAINYARD_STORE", "minio")
@@ -261,7 +270,7 @@ def test_successful_pod_returns_the_trainer_result_and_is_deleted(cluster):
     operator, context = run_train_task()
     result = operator.execute(context)
 
-    assert result == trainer_result()  # the same shape pipeline_tasks.train_task returns
+    assert result == trainer_result()  # the same shape operators/train_operator.py returns
     assert result["metrics"]["macro_f1"] == 0.92
     submitted = cluster.created[0]
     assert submitted["metadata"]["namespace"] == "trainyard"
@@ -418,3 +427,30 @@ def test_train_task_wired_in_a_dag_waits_for_validation_and_renders_upstream_xco
     train.render_template_fields(context)
     assert train.execute(context) == trainer_result()
     assert cluster.created[0]["metadata"]["labels"]["trainyard.io/dataset-hash"] == DATASET_HASH[:12]
+
+
+
+def test_a_training_already_registered_creates_no_pod_and_names_the_version(monkeypatch, tmp_path):
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from operators.training_reuse import REUSED_XCOM_KEY
+    from steps.data.snapshot import Snapshot
+    from steps.lifecycle.plan import RunPlan
+    from steps.store.local import LocalStore
+    from tests.test_register import register, trainer_outputs
+
+    cluster = install_fake_cluster(monkeypatch)
+    # The real lookup, on a store this worker reaches: a version trained with this identity exists.
+    monkeypatch.setenv("TRAINYARD_STORE", "local")
+    monkeypatch.setenv("TRAINYARD_STORE_ROOT", str(tmp_path / "store"))
+    store = LocalStore(tmp_path / "store")
+    earlier = RunPlan.model_validate(make_plan()).model_copy(update={"run_key": "earlier-run"})
+    register(store, earlier, Snapshot(dataset="digits", dataset_hash=DATASET_HASH, files=[]),
+             trainer_outputs(store, earlier, b"weights"))
+    operator, context = run_train_task()
+
+    with pytest.raises(AirflowSkipException, match="reusing digits-digits-cnn@1"):
+        operator.execute(context)
+
+    assert cluster.created == []
+    assert context["ti"].pushed[REUSED_XCOM_KEY]["version"] == 1

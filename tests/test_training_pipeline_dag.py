@@ -101,7 +101,7 @@ def test_out_of_bounds_params_are_rejected_before_any_task_runs(airflow_db, stor
     assert not store_root.exists() or not list(LocalStore(store_root).list_keys("models/"))
 
 
-@pytest.mark.parametrize("executor,operator,pool", [("subprocess", "_PythonDecoratedOperator", "default_pool"),
+@pytest.mark.parametrize("executor,operator,pool", [("subprocess", "TrainOperator", "default_pool"),
                                                    ("kubernetes", "TrainerPodOperator", "trainyard-default")])
 def test_executor_setting_picks_the_train_operator_at_parse_time(executor, operator, pool):
     code = (

@@ -215,7 +215,7 @@ def test_missing_column_in_a_frame_is_reported_once_by_the_suite():
     report = validate_examples(frame, dict(enumerate(INTENT_LABELS)), INTENT)
     assert report.failures == [
         "expect_table_columns_to_match_set: missing text",
-        "2 checks on missing columns could not run",
+        "3 checks on missing columns could not run",
     ]
 
 
@@ -265,6 +265,18 @@ def test_nulls_are_counted_per_column(tmp_path):
     message = failure_message(make_intent(tmp_path, edit), "intent")
     assert "expect_column_values_to_not_be_null(text): 3 unexpected of 60" in message
     assert "expect_column_values_to_not_be_null(label): 1 unexpected of 60" in message
+
+
+def test_whitespace_only_text_is_refused_like_empty_text(tmp_path):
+    def edit(rows):
+        rows[0]["text"] = "   "
+        rows[1]["text"] = "\t "
+        rows[2]["id"] = "  "
+
+    message = failure_message(make_intent(tmp_path, edit), "intent")
+    assert "expect_column_values_to_not_match_regex(text): 2 unexpected of 60" in message
+    assert "expect_column_values_to_not_match_regex(id): 1 unexpected of 60" in message
+    assert "(blank: only whitespace)" in message
 
 
 def test_text_that_spells_na_is_not_a_null(tmp_path):
@@ -342,7 +354,7 @@ def test_failures_are_listed_most_basic_first(tmp_path):
         "expect_column_values_to_be_in_set",
     ]
     assert str(ValidationFailed(report)).splitlines()[0] == (
-        f"dataset '{tmp_path.name}' failed validation against schema 'intent' (3 of 11 checks failed):"
+        f"dataset '{tmp_path.name}' failed validation against schema 'intent' (3 of 13 checks failed):"
     )
 
 

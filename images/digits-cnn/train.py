@@ -1,9 +1,7 @@
 """digits-cnn trainer: a small CNN on 8x8 handwritten digits (scikit-learn's bundled set)."""
 from __future__ import annotations
 
-import sys
-
-from steps.training.runtime import run_trainer
+from steps.training.runtime import exit_trainer, run_trainer
 
 DEFAULT_HYPERPARAMETERS = {"channels": 16, "hidden": 64}
 
@@ -37,4 +35,4 @@ class DigitsCNN:
 
 
 if __name__ == "__main__":
-    sys.exit(run_trainer(DigitsCNN()))
+    exit_trainer(run_trainer(DigitsCNN()))

@@ -6,10 +6,9 @@ the weights and the same text always maps to the same ids.
 from __future__ import annotations
 
 import re
-import sys
 import zlib
 
-from steps.training.runtime import run_trainer
+from steps.training.runtime import exit_trainer, run_trainer
 
 DEFAULT_HYPERPARAMETERS = {"hash_buckets": 4096, "embedding_dim": 32, "hidden": 32, "max_tokens": 32}
 _TOKEN_RE = re.compile(r"[a-z0-9']+")
@@ -58,4 +57,4 @@ class IntentClassifier:
 
 
 if __name__ == "__main__":
-    sys.exit(run_trainer(IntentClassifier()))
+    exit_trainer(run_trainer(IntentClassifier()))

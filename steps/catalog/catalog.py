@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 from datetime import date
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from steps.catalog.catalog_file import build_entry, read_catalog_file
+from steps.catalog.near_miss import did_you_mean
 from steps.hashing import canonical_json
 from steps.project_root import PROJECT_ROOT
 from steps.store import ArtifactStore, ObjectExists, validate_name
@@ -82,15 +84,14 @@ class Catalog:
 
     @classmethod
     def load(cls, datasets_path: Path, algorithms_path: Path, store: ArtifactStore | None = None) -> Catalog:
-        raw_datasets = yaml.safe_load(Path(datasets_path).read_text()) or {}
-        datasets = {}
-        for name, spec in raw_datasets.items():
-            source = Path(spec["source"])
-            if not source.is_absolute():
-                source = PROJECT_ROOT / source
-            datasets[name] = DatasetEntry(name=name, source=source, schema=spec["schema"])
-        raw_algorithms = yaml.safe_load(Path(algorithms_path).read_text()) or {}
-        algorithms = {name: AlgorithmEntry(name=name, **spec) for name, spec in raw_algorithms.items()}
+        datasets = {
+            name: build_entry(datasets_path, "dataset", name, partial(_dataset_entry, name, spec))
+            for name, spec in read_catalog_file(datasets_path, "datasets").items()
+        }
+        algorithms = {
+            name: build_entry(algorithms_path, "algorithm", name, partial(_algorithm_entry, name, spec))
+            for name, spec in read_catalog_file(algorithms_path, "algorithms").items()
+        }
         if store is not None:
             algorithms = {name: _with_stored_history(store, entry) for name, entry in algorithms.items()}
         return cls(datasets, algorithms)
@@ -98,15 +99,28 @@ class Catalog:
     def dataset(self, name: str) -> DatasetEntry:
         validate_name("dataset", name)
         if name not in self.datasets:
-            raise UnknownName(f"dataset {name!r} is not in the catalog; known: {', '.join(sorted(self.datasets))}")
+            raise UnknownName(
+                f"dataset {name!r} is not in the catalog{did_you_mean(name, self.datasets)}; "
+                f"known: {', '.join(sorted(self.datasets))}"
+            )
         return self.datasets[name]
 
     def algorithm(self, name: str) -> AlgorithmEntry:
         if name not in self.algorithms:
             raise UnknownName(
-                f"algorithm {name!r} is not registered; registered: {', '.join(sorted(self.algorithms))}"
+                f"algorithm {name!r} is not registered{did_you_mean(name, self.algorithms)}; "
+                f"registered: {', '.join(sorted(self.algorithms))}"
             )
         return self.algorithms[name]
+
+
+def _dataset_entry(name: str, spec: dict[str, Any]) -> DatasetEntry:
+    source = Path(spec["source"])
+    return DatasetEntry(name=name, source=source if source.is_absolute() else PROJECT_ROOT / source, schema=spec["schema"])
+
+
+def _algorithm_entry(name: str, spec: dict[str, Any]) -> AlgorithmEntry:
+    return AlgorithmEntry(name=name, **spec)
 
 
 def _with_stored_history(store: ArtifactStore, entry: AlgorithmEntry) -> AlgorithmEntry:

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 from datetime import date
+from functools import partial
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict
 
+from steps.catalog.catalog_file import build_entry, read_catalog_file
 from steps.project_root import PROJECT_ROOT
 
 RETRAINING_CONFIG = PROJECT_ROOT / "config" / "retraining.yaml"
@@ -26,8 +27,14 @@ class RetrainingEntry(BaseModel):
 
 
 def load_retraining(path: Path = RETRAINING_CONFIG) -> list[RetrainingEntry]:
-    raw = yaml.safe_load(Path(path).read_text()) or {}
-    return [RetrainingEntry(name=name, **spec) for name, spec in raw.items()]
+    raw = read_catalog_file(path, "retraining schedules")
+    return [
+        build_entry(path, "retraining schedule", name, partial(_entry, name, spec)) for name, spec in raw.items()
+    ]
+
+
+def _entry(name: str, spec: dict) -> RetrainingEntry:
+    return RetrainingEntry(name=name, **spec)
 
 
 def dataset_asset_uri(dataset: str) -> str:

@@ -7,11 +7,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from kubernetes.utils import parse_quantity
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from steps.catalog.catalog import UnknownName
+from steps.catalog.catalog_file import read_catalog_file
 from steps.project_root import PROJECT_ROOT
 
 DEFAULT_TEAMS_PATH = PROJECT_ROOT / "config" / "teams.yaml"
@@ -107,7 +107,7 @@ class Teams:
 
 def load_teams(path: Path = DEFAULT_TEAMS_PATH) -> Teams:
     """Read config/teams.yaml (a small local file: cheap enough for DAG parse time)."""
-    raw = yaml.safe_load(Path(path).read_text()) or {}
+    raw = read_catalog_file(path, "teams")
     teams: dict[str, TeamEntry] = {}
     for name, spec in raw.items():
         try:

@@ -7,22 +7,31 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from steps.data.source_tree import (
+    PARTITION_RE,
+    SnapshotError,
+    fd_path,
+    list_dataset_files,
+    open_source_file,
+)
 from steps.data.stat_cache import StatCache
-from steps.hashing import canonical_json, sha256_bytes, sha256_file
+from steps.hashing import canonical_json, sha256_bytes, sha256_stream
 from steps.store import ArtifactStore, IntegrityError, ObjectExists, validate_name
+from steps.store.integrity import ObjectCheck, check_object
 
-PARTITION_RE = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")
-
-
-class SnapshotError(ValueError):
-    """The dataset cannot be snapshotted as given."""
+__all__ = [  # the listing rules live in source_tree; callers keep importing them from here
+    "PARTITION_RE", "Snapshot", "SnapshotError", "SnapshotFile", "SnapshotMismatch", "SnapshotRef",
+    "list_dataset_files",
+]
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class SnapshotMismatch(IntegrityError):
@@ -35,6 +44,17 @@ class SnapshotFile(BaseModel):
     path: str
     sha256: str
     size_bytes: int
+
+    @field_validator("path")
+    @classmethod
+    def _inside_the_dataset(cls, path: str) -> str:
+        # Materializing writes dest_dir / path: a manifest must not be able to name a place outside it.
+        parts = PurePosixPath(path).parts
+        if not parts or path.startswith("/") or "\\" in path or any(p in (".", "..") for p in parts) or "//" in path:
+            raise ValueError(f"{path!r} is not a relative path inside the dataset")
+        if _CONTROL_RE.search(path):
+            raise ValueError(f"{path!r} has a control character")
+        return path
 
 
 class Snapshot(BaseModel):
@@ -90,57 +110,10 @@ def dataset_hash_of(files: list[SnapshotFile]) -> str:
     return sha256_bytes(canonical_json([f.model_dump() for f in ordered]))
 
 
-def _partition_date(partition: str) -> date:
-    match = PARTITION_RE.match(partition)
-    if match is None:
-        raise SnapshotError(f"{partition!r} is not a dt=YYYY-MM-DD partition")
-    return date.fromisoformat(match.group(1))
-
-
-def list_dataset_files(source_dir: Path, as_of: date | None = None) -> tuple[list[Path], list[str]]:
-    """Relative paths to include, and the dated partitions they come from.
-
-    Files under `dt=YYYY-MM-DD/` are included only when that date is <= as_of, so a run
-    for a past date sees the data as it was then. Other files are always included.
-    """
-    source_dir = Path(source_dir)
-    if not source_dir.exists():
-        raise SnapshotError(f"dataset source {source_dir} does not exist")
-    if not source_dir.is_dir():
-        raise SnapshotError(f"dataset source {source_dir} is not a directory")
-    files: list[Path] = []
-    partitions: set[str] = set()
-    for dirpath, dirnames, filenames in os.walk(source_dir):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        rel_dir = Path(dirpath).relative_to(source_dir)
-        partition = next((p for p in rel_dir.parts if PARTITION_RE.match(p)), None)
-        if partition is not None and as_of is not None:
-            if _partition_date(partition) > as_of:
-                continue
-        for name in filenames:
-            if name.startswith("."):
-                continue
-            rel = rel_dir / name
-            files.append(rel)
-            if partition is not None:
-                partitions.add(partition)
-    if not files:
-        when = f" up to {as_of.isoformat()}" if as_of else ""
-        raise SnapshotError(f"dataset source {source_dir} has no files{when}")
-    if as_of is not None and not partitions and _has_partitions(source_dir):
-        raise SnapshotError(
-            f"dataset source {source_dir} has no dt= partitions up to {as_of.isoformat()}; "
-            f"the earliest is {min(_partition_names(source_dir))}"
-        )
-    return sorted(files, key=lambda p: p.as_posix()), sorted(partitions)
-
-
-def _partition_names(source_dir: Path) -> list[str]:
-    return [p.name for p in Path(source_dir).iterdir() if p.is_dir() and PARTITION_RE.match(p.name)]
-
-
-def _has_partitions(source_dir: Path) -> bool:
-    return bool(_partition_names(source_dir))
+def _hash_source_file(source_dir: Path, rel: Path) -> tuple[str, int, os.stat_result]:
+    with open_source_file(source_dir, rel) as fd, os.fdopen(fd, "rb", closefd=False) as fh:
+        sha256, size_bytes = sha256_stream(fh)
+        return sha256, size_bytes, os.fstat(fd)
 
 
 def hash_files(
@@ -151,26 +124,32 @@ def hash_files(
     cache: StatCache | None = None,
     workers: int | None = None,
 ) -> tuple[list[SnapshotFile], int]:
-    """sha256 every file, in parallel threads (hashlib releases the GIL on large reads).
+    """sha256 every file, in parallel threads (hashlib releases the GIL on large reads), each
+    opened through source_tree.open_source_file (no link is ever followed).
 
     Returns the records and how many files were actually read.
     """
-    stats = [os.stat(source_dir / rel) for rel in rel_paths]
-    known: dict[int, str] = {}
+    source_dir = Path(source_dir)
+    absolute = source_dir.resolve()  # the root may be a link the catalog chose; entries below it never are
+    known: dict[int, tuple[str, int]] = {}
     if cache is not None and not verify:
         for i, rel in enumerate(rel_paths):
-            sha = cache.lookup((source_dir / rel).resolve(), stats[i])
+            st = os.lstat(source_dir / rel)
+            sha = cache.lookup(absolute / rel, st) if stat.S_ISREG(st.st_mode) else None
             if sha is not None:
-                known[i] = sha
+                known[i] = (sha, st.st_size)
     todo = [i for i in range(len(rel_paths)) if i not in known]
     workers = workers or max(2, os.cpu_count() or 2)
+    read_stats = {}
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for i, sha in zip(todo, pool.map(lambda i: sha256_file(source_dir / rel_paths[i]), todo), strict=True):
-            known[i] = sha
+        hashed = pool.map(lambda i: _hash_source_file(source_dir, rel_paths[i]), todo)
+        for i, (sha, size_bytes, st) in zip(todo, hashed, strict=True):
+            known[i] = (sha, size_bytes)
+            read_stats[i] = st
     if cache is not None:
-        cache.store_many([((source_dir / rel_paths[i]).resolve(), stats[i], known[i]) for i in todo])
+        cache.store_many([(absolute / rel_paths[i], read_stats[i], known[i][0]) for i in todo])
     records = [
-        SnapshotFile(path=rel.as_posix(), sha256=known[i], size_bytes=stats[i].st_size)
+        SnapshotFile(path=rel.as_posix(), sha256=known[i][0], size_bytes=known[i][1])
         for i, rel in enumerate(rel_paths)
     ]
     return records, len(todo)
@@ -208,7 +187,8 @@ def store_snapshot(store: ArtifactStore, source_dir: Path, snapshot: Snapshot) -
         if store.stat(key) is not None:
             continue
         try:
-            stored = store.put_file(key, Path(source_dir) / record.path, if_absent=True)
+            with open_source_file(Path(source_dir), Path(record.path)) as fd:
+                stored = store.put_file(key, fd_path(fd), if_absent=True)
         except ObjectExists:
             continue  # a concurrent snapshot uploaded the same content
         if stored.sha256 != record.sha256:
@@ -235,17 +215,53 @@ def snapshot_dataset(
     verify: bool = False,
     cache: StatCache | None = None,
 ) -> SnapshotOutcome:
-    """The `snapshot` step: hash, then store blobs and the manifest (manifest last)."""
+    """The `snapshot` step: hash, then store blobs and the manifest (manifest last).
+
+    With verify, every file is re-read (no stat cache) and the stored snapshot is re-read too:
+    a stored blob whose bytes no longer match its sha256 raises SnapshotMismatch naming it."""
     snapshot, files_hashed = build_snapshot(dataset, source_dir, as_of=as_of, verify=verify, cache=cache)
     blobs, sent_bytes, created = store_snapshot(store, source_dir, snapshot)
+    if verify:
+        raise_if_corrupt(store, snapshot)
     return SnapshotOutcome(snapshot, files_hashed, blobs, sent_bytes, created)
 
 
 def load_snapshot(store: ArtifactStore, dataset: str, dataset_hash: str) -> Snapshot:
-    snapshot = Snapshot.model_validate_json(store.get_bytes(snapshot_key(dataset, dataset_hash)))
+    try:
+        snapshot = Snapshot.model_validate_json(store.get_bytes(snapshot_key(dataset, dataset_hash)))
+    except ValidationError as err:
+        problem = err.errors()[0]
+        raise SnapshotMismatch(
+            f"snapshot manifest of {dataset}@{dataset_hash[:12]} is malformed: "
+            f"{'.'.join(str(p) for p in problem['loc'])}: {problem['msg']}"
+        ) from None
     if dataset_hash_of(snapshot.files) != dataset_hash:
         raise SnapshotMismatch(f"snapshot manifest of {dataset}@{dataset_hash[:12]} does not hash to its name")
     return snapshot
+
+
+def corrupt_blobs(store: ArtifactStore, snapshot: Snapshot) -> list[tuple[SnapshotFile, ObjectCheck]]:
+    """Every file of the snapshot whose stored blob is missing or no longer hashes to its sha256."""
+    checked: dict[str, ObjectCheck] = {}
+    bad = []
+    for record in snapshot.files:
+        if record.sha256 not in checked:
+            checked[record.sha256] = check_object(store, blob_key(record.sha256), record.sha256)
+        if not checked[record.sha256].ok:
+            bad.append((record, checked[record.sha256]))
+    return bad
+
+
+def raise_if_corrupt(store: ArtifactStore, snapshot: Snapshot) -> None:
+    load_snapshot(store, snapshot.dataset, snapshot.dataset_hash)  # the stored manifest itself
+    bad = corrupt_blobs(store, snapshot)
+    if bad:
+        shown = "; ".join(f"{record.path}: {check.problem}" for record, check in bad[:5])
+        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        raise SnapshotMismatch(
+            f"stored snapshot {snapshot.dataset}@{snapshot.dataset_hash[:12]} is corrupt: {shown}{more}; "
+            f"run `trainyard verify --dataset {snapshot.dataset}@{snapshot.dataset_hash} --repair-from-source`"
+        )
 
 
 def materialize_snapshot(store: ArtifactStore, snapshot: Snapshot, dest_dir: Path) -> Path:

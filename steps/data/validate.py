@@ -26,10 +26,14 @@ from steps.data.dataset_reader import INT_PATTERN, DatasetReadError, parse_int_c
 from steps.data.schemas import ColumnType, DatasetSchema, resolve_schema
 from steps.data.validation_report import ComputedCheck, ValidationReport, failure_line
 
-#: GX result detail kept in the report: counts plus up to 20 example values per check,
-#: never the full list of unexpected rows (a million-row dataset would copy itself).
+#: GX result detail kept in the report for a check that failed: counts plus up to 20 example
+#: values, never the full list of unexpected rows (a million-row dataset would copy itself).
 RESULT_FORMAT = "SUMMARY"
+#: Every check runs first for pass/fail only: counting and listing unexpected values is most of
+#: GX's work and nobody reads it for a check that passed. Only failed checks run again, in detail.
+FIRST_PASS_FORMAT = "BOOLEAN_ONLY"
 INT_REGEX = f"^{INT_PATTERN}$"
+BLANK_REGEX = r"^\s+$"
 LABEL_IDS_PARAM = "label_ids"
 
 
@@ -78,6 +82,8 @@ class _Suites:
     # (expectation type, column) -> position in the suites, to list failures in a stable,
     # most-basic-first order whatever order GX returns them in.
     order: dict[tuple[str, str | None], int]
+    # (expectation type, column) -> the expectation: unique within a suite, and what a result names.
+    by_key: dict[tuple[str, str | None], Any]
 
 
 @functools.cache
@@ -99,6 +105,8 @@ def _suites_for(schema: DatasetSchema) -> _Suites:
             structure.add_expectation(E.ExpectColumnValuesToMatchRegex(column=spec.name, regex=INT_REGEX))
         else:
             structure.add_expectation(E.ExpectColumnValuesToBeOfType(column=spec.name, type_="str"))
+            # An empty cell is null (refused above); whitespace alone says no more than empty.
+            structure.add_expectation(E.ExpectColumnValuesToNotMatchRegex(column=spec.name, regex=BLANK_REGEX))
     structure.add_expectation(E.ExpectColumnValuesToBeUnique(column=schema.id_column))
 
     values = gx.ExpectationSuite(name=f"{schema.name}.values")
@@ -112,10 +120,22 @@ def _suites_for(schema: DatasetSchema) -> _Suites:
             )
 
     order: dict[tuple[str, str | None], int] = {}
+    by_key: dict[tuple[str, str | None], Any] = {}
     for expectation in [*structure.expectations, *values.expectations]:
         config = expectation.configuration
-        order.setdefault((config.type, config.kwargs.get("column")), len(order))
-    return _Suites(structure=structure, values=values, order=order)
+        key = (config.type, config.kwargs.get("column"))
+        order.setdefault(key, len(order))
+        by_key[key] = expectation
+    return _Suites(structure=structure, values=values, order=order, by_key=by_key)
+
+
+def warm_up() -> None:
+    """Import GX and build every registered schema's suites now (a warm validation interpreter's
+    preload, steps/data/validation_process.py), so a validation spends its time validating."""
+    from steps.data.schemas import SCHEMAS
+
+    for schema in SCHEMAS.values():
+        _suites_for(schema)
 
 
 # --- Frames for the two batches ---------------------------------------------------------
@@ -146,6 +166,21 @@ def _values_frame(frame: pd.DataFrame, schema: DatasetSchema) -> pd.DataFrame:
         else:
             columns[spec.name] = pd.Series(pd.NA, index=frame.index, dtype="Int64")
     return pd.DataFrame(columns, index=frame.index)
+
+
+def _validate_batch(
+    runtime: _GxRuntime, frame: pd.DataFrame, suite: Any, suites: _Suites, parameters: dict | None
+) -> dict[str, Any]:
+    """The suite's results on `frame`: pass/fail for every check, full detail for those that failed."""
+    batch = runtime.batch_definition.get_batch(batch_parameters={"dataframe": frame})
+    results = batch.validate(suite, result_format=FIRST_PASS_FORMAT, expectation_parameters=parameters).to_json_dict()
+    for index, result in enumerate(results["results"]):
+        if not result["success"]:
+            config = result["expectation_config"]
+            expectation = suites.by_key[(config["type"], config.get("kwargs", {}).get("column"))]
+            detailed = batch.validate(expectation, result_format=RESULT_FORMAT, expectation_parameters=parameters)
+            results["results"][index] = detailed.to_json_dict()
+    return results
 
 
 # --- The rule GX has no expectation for ---------------------------------------------------
@@ -214,16 +249,11 @@ def validate_examples(
     suites = _suites_for(schema)
     missing_columns = set(schema.column_names) - set(frame.columns)
 
-    structure = runtime.batch_definition.get_batch(
-        batch_parameters={"dataframe": _structure_frame(frame)}
-    ).validate(suites.structure, result_format=RESULT_FORMAT)
     values_frame = _values_frame(frame, schema)
-    values = runtime.batch_definition.get_batch(batch_parameters={"dataframe": values_frame}).validate(
-        suites.values,
-        result_format=RESULT_FORMAT,
-        expectation_parameters={LABEL_IDS_PARAM: sorted(labels)},
-    )
-    gx_results = {"structure": structure.to_json_dict(), "values": values.to_json_dict()}
+    gx_results = {
+        "structure": _validate_batch(runtime, _structure_frame(frame), suites.structure, suites, None),
+        "values": _validate_batch(runtime, values_frame, suites.values, suites, {LABEL_IDS_PARAM: sorted(labels)}),
+    }
     share_check = _class_share_check(values_frame, labels, schema) if schema.label_column in frame.columns else None
     computed = [share_check] if share_check is not None else []
 

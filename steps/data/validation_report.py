@@ -124,6 +124,8 @@ def failure_line(result: dict[str, Any]) -> str:
                 line += ", e.g. " + ", ".join(examples[:_EXAMPLES_SHOWN])
         if kind == "expect_column_values_to_be_in_set":
             line += f" (labels.csv declares {_label_set_text(kwargs.get('value_set') or [])})"
+        elif kind == "expect_column_values_to_not_match_regex":
+            line += " (blank: only whitespace)"
         elif kind == "expect_column_values_to_be_between":
             line += f" (allowed {kwargs.get('min_value'):g}..{kwargs.get('max_value'):g})"
         return line

@@ -13,6 +13,12 @@ class TrainerFailed(RuntimeError):
     """The trainer exited non-zero; the message carries its last log lines."""
 
 
+class TrainerStopped(TrainerFailed):
+    """The trainer was stopped on purpose because its task was killed; not the trainer's fault."""
+
+    failure_kind = "stopped"
+
+
 #: Executors that can start one trainer on several machines (nodes); every executor runs several processes.
 MULTI_NODE_EXECUTORS = ("container", "kubernetes")
 

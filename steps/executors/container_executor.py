@@ -285,7 +285,10 @@ class ContainerExecutor:
         return trainer_result(job, outcome, store, where)
 
     def _remove(self, binary: str, *names: str) -> None:
-        subprocess.run([binary, "rm", "--force", *names], env=self._runtime_env(), capture_output=True)
+        # At once: podman would otherwise give a stopped trainer 10 s of grace, and Airflow escalates a
+        # killed task to SIGKILL after 5 s (docker's rm --force already kills at once).
+        grace = ["--time", "0"] if self.runtime == "podman" else []
+        subprocess.run([binary, "rm", "--force", *grace, *names], env=self._runtime_env(), capture_output=True)
 
 
 def _trainer_uid(pod: k8s.V1Pod) -> int | None:

@@ -1,8 +1,11 @@
 """The embedded executor: the trainer's entrypoint as a local subprocess (torchrun with
 `--standalone` for procs_per_node > 1, on this one machine), with exactly the environment a
-Kubernetes pod would get (plus PATH/PYTHONPATH to find Python)."""
+Kubernetes pod would get (plus PATH/PYTHONPATH to find Python). Under the embedded runner a
+one-process trainer may run in a warm interpreter that already imported torch
+(steps/warm/interpreter.py); the job, environment and entrypoint are the same."""
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import tempfile
@@ -16,6 +19,20 @@ from steps.store import StoreSettings
 from steps.training.contract import ENV_SCRATCH_DIR, TrainerResult, TrainingJob
 from steps.training.launch import torchrun_command
 from steps.training.trainer_env import trainer_public_env, trainer_secret_env
+from steps.warm import interpreter as warm_interpreters
+
+log = logging.getLogger(__name__)
+
+WARM_PURPOSE = "trainer"
+#: What a trainer imports before it reads its job: the heavy libraries and the shared runtime.
+#: Importing them reads no job setting (those arrive through the environment later).
+TRAINER_PRELOAD = ("torch", "numpy", "pandas", "safetensors.torch", "steps.training.runtime", "steps.training.loop",
+                   "steps.data.dataset_reader", "steps.data.snapshot", "steps.store.local")
+
+
+def prewarm_trainer(python: str = sys.executable, project_root: Path = PROJECT_ROOT) -> bool:
+    """Under the embedded runner: start the interpreter this executor's next trainer will run in."""
+    return warm_interpreters.prewarm(WARM_PURPOSE, python, project_root, TRAINER_PRELOAD)
 
 
 class SubprocessExecutor:
@@ -50,11 +67,17 @@ class SubprocessExecutor:
             raise TrainerFailed(f"trainer entrypoint {image.entrypoint} for {job.algorithm!r} does not exist")
         command = self.command(job, entrypoint)
         with tempfile.TemporaryDirectory(prefix="trainyard-scratch-") as scratch:
+            env = self.environment(job, store, scratch)
+            # torchrun starts its own worker processes: a warm interpreter stands in for one plain process only.
+            warm = None if job.shape.distributed else warm_interpreters.take(WARM_PURPOSE, self.python, self.project_root)
+            how = "a warm interpreter" if warm else f"torchrun ({job.shape})" if job.shape.distributed else "a new process"
+            log.info("running trainer %s in %s", job.algorithm, how)
             outcome = run_trainer_process(
                 command,
-                env=self.environment(job, store, scratch),
+                env=env,
                 cwd=scratch,
                 deadline_s=deadline_s,
                 secrets=trainer_secret_env(store),
+                started=warm.start(entrypoint, env, scratch) if warm else None,
             )
         return trainer_result(job, outcome, store, f" (deadline {deadline_s}s)" if outcome.timed_out else "")

@@ -3,6 +3,7 @@ outcome into a TrainerResult or a TrainerFailed carrying the last log lines.
 Shared by the subprocess and container executors."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -11,7 +12,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from steps.executors.base import TrainerFailed
+from steps.executors.base import TrainerFailed, TrainerStopped
 from steps.executors.rank_failure import distributed_failure
 from steps.store import StoreSettings, open_store
 from steps.training.contract import TrainerResult, TrainingJob
@@ -19,6 +20,22 @@ from steps.training.trainer_env import redact
 
 log = logging.getLogger(__name__)
 LOG_TAIL_LINES = 20
+KILL_WAIT_S = 60  # how long an interrupted run waits for the trainer it killed to exit
+
+# Trainers this process is running, each with how to stop it. A trainer runs in its own session
+# (below), so when Airflow kills the task that started it (a cancelled run, a timeout, a worker
+# shutdown) the signal does not reach it: the task's on_kill calls stop_running_trainers().
+_running_lock = threading.RLock()  # re-entrant: on_kill runs in a signal handler, maybe mid-update
+_running: dict[int, Callable[[], None]] = {}
+
+
+def stop_running_trainers() -> int:
+    """Stop every trainer this process started that is still running; returns how many."""
+    with _running_lock:
+        stops = list(_running.values())
+    for stop in stops:
+        stop()
+    return len(stops)
 
 
 @dataclass(frozen=True)
@@ -26,6 +43,7 @@ class TrainerProcessOutcome:
     exit_code: int
     timed_out: bool
     log_lines: list[str]
+    stopped: bool = False  # stop_running_trainers() ended it
 
     @property
     def tail(self) -> str:
@@ -40,27 +58,49 @@ def run_trainer_process(
     secrets: dict[str, str],
     on_deadline: Callable[[subprocess.Popen], None] | None = None,
     cwd: str | None = None,
+    started: subprocess.Popen | None = None,
 ) -> TrainerProcessOutcome:
+    """`started`: a trainer process already running the job (a warm interpreter, started the same
+    way: its own session, stdout and stderr on one text pipe); otherwise `command` is started."""
     # Its own session, so the deadline can kill grandchildren that hold the log pipe open.
-    proc = subprocess.Popen(
+    proc = started or subprocess.Popen(
         command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
     )
     fired = threading.Event()
+    stop_requested = threading.Event()
+    kill = on_deadline or _kill_process_group
 
     def deadline_reached() -> None:  # a hung trainer must not hang the task
         fired.set()
-        (on_deadline or _kill_process_group)(proc)
+        kill(proc)
+
+    def stop() -> None:
+        stop_requested.set()
+        kill(proc)
 
     timer = threading.Timer(deadline_s, deadline_reached)
-    timer.start()
     lines: list[str] = []
     try:
+        timer.start()
+        with _running_lock:
+            _running[proc.pid] = stop
         keep_lines(proc, lines, secrets)
         exit_code = proc.wait()
+    except BaseException:
+        # An interrupted wait (Ctrl-C on `trainyard run`, a task timeout) must not leave the trainer
+        # running: in its own session, no signal meant for us reaches it.
+        kill(proc)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=KILL_WAIT_S)
+        raise
     finally:
         timer.cancel()
-    # A timer that fires just after a clean exit did not stop anything.
-    return TrainerProcessOutcome(exit_code, fired.is_set() and exit_code != 0, lines)
+        with _running_lock:
+            _running.pop(proc.pid, None)
+    # A timer (or a stop) that fires just after a clean exit did not stop anything.
+    return TrainerProcessOutcome(
+        exit_code, fired.is_set() and exit_code != 0, lines, stopped=stop_requested.is_set() and exit_code != 0
+    )
 
 
 def keep_lines(proc: subprocess.Popen, lines: list[str], secrets: dict[str, str], prefix: str = "") -> None:
@@ -83,6 +123,11 @@ def trainer_result(job: TrainingJob, outcome: TrainerProcessOutcome, store: Stor
     """Keep the log beside the outputs, then fail loudly or read the trainer's result.json."""
     artifacts = open_store(store)
     artifacts.put_bytes(job.outputs.trainer_log, ("\n".join(outcome.log_lines) + "\n").encode())
+    if outcome.stopped:
+        raise TrainerStopped(
+            f"trainer {job.algorithm!r} was stopped: its task was killed (run cancelled or marked failed, "
+            f"or its worker shut down){where}"
+        )
     if outcome.timed_out:
         raise TrainerFailed(
             f"trainer {job.algorithm!r} exceeded its deadline{where}; last log lines:\n{outcome.tail}"

@@ -15,6 +15,7 @@ TRAINER_SHARED_CODE = (
     "steps/data/stat_cache.py",
     "steps/data/schemas.py",
     "steps/data/dataset_reader.py",
+    "steps/data/source_tree.py",
     "steps/store",
     "steps/training",
 )

@@ -10,10 +10,12 @@ from pydantic import BaseModel, ConfigDict
 
 from steps.hashing import canonical_json
 from steps.images.trainer_image import TrainerImage
+from steps.lifecycle.training_identity import TrainingIdentity
 from steps.training.contract import EvalMetrics
 from steps.training.shape import NO_BACKEND, TrainingShape
 
-MANIFEST_SCHEMA_VERSION = 1
+#: v2 added training_identity; a v1 manifest's identity is derived from its other fields.
+MANIFEST_SCHEMA_VERSION = 2
 
 
 class ManifestFile(BaseModel):
@@ -41,6 +43,9 @@ class ValidationLineage(BaseModel):
     success: bool
     report_key: str
     expectations_evaluated: int = 0
+    suite_sha256: str | None = None  # the suite's definition hash (steps/data/validation_cache.py)
+    gx_version: str | None = None
+    reused_from: str | None = None  # the run whose validation of this snapshot was reused
 
 
 class AirflowLineage(BaseModel):
@@ -104,6 +109,8 @@ class ModelManifest(BaseModel):
     replay: ReplayRecord = ReplayRecord()
     historical: bool = False  # registered by a backfill for a date that had no model
     files: list[ManifestFile]
+    training_identity: TrainingIdentity | None = None  # None only in v1 manifests
+    training_identity_sha256: str | None = None
 
     @property
     def shape(self) -> TrainingShape:

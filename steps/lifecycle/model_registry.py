@@ -4,11 +4,12 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
+from steps.catalog.near_miss import did_you_mean
 from steps.hashing import canonical_json, sha256_bytes
 from steps.lifecycle.manifest import ModelManifest
-from steps.store import ArtifactStore, ObjectChanged, ObjectExists, ObjectNotFound, validate_name
+from steps.store import ArtifactStore, IntegrityError, ObjectChanged, ObjectExists, ObjectNotFound, validate_name
 
 CHAMPION = "champion"
 
@@ -76,15 +77,29 @@ def claimed_versions(store: ArtifactStore, model: str) -> dict[int, str]:
     return claims
 
 
+def no_such_model(store: ArtifactStore, model: str) -> ModelNotFound:
+    known = list_models(store)
+    return ModelNotFound(
+        f"no such model {model!r}{did_you_mean(model, known)}; registered models: {', '.join(known) or 'none'} "
+        "(a model is named <dataset>-<algorithm> unless the run chose a name)"
+    )
+
+
 def load_manifest(store: ArtifactStore, model: str, version: int) -> ModelManifest:
     try:
         data = store.get_bytes(version_key(model, version, "manifest.json"))
     except ObjectNotFound:
         known = registered_versions(store, model)
-        raise ModelNotFound(
-            f"model {model!r} has no version {version}; registered versions: {known or 'none'}"
+        if not known:
+            raise no_such_model(store, model) from None
+        raise ModelNotFound(f"model {model!r} has no version {version}; registered versions: {known}") from None
+    try:
+        return ModelManifest.model_validate_json(data)
+    except ValidationError as err:
+        raise IntegrityError(
+            f"manifest of {model}@{version} does not parse as a manifest ({err.error_count()} problems); "
+            f"run `trainyard verify {model}@{version}`"
         ) from None
-    return ModelManifest.model_validate_json(data)
 
 
 def read_alias_entry(store: ArtifactStore, model: str, alias: str = CHAMPION) -> tuple[AliasRecord | None, str | None]:
@@ -151,6 +166,11 @@ def resolve_model_ref(store: ArtifactStore, ref: str) -> ModelManifest:
     if isinstance(version, str):
         alias = read_alias(store, name, version)
         if alias is None:
-            raise ModelNotFound(f"model {name!r} has no alias {version!r}")
+            versions = registered_versions(store, name)
+            if not versions:
+                raise no_such_model(store, name)
+            raise ModelNotFound(
+                f"model {name!r} has no {version!r} alias; registered versions: {versions} (name one as {name}@N)"
+            )
         version = alias.version
     return load_manifest(store, name, version)

@@ -12,28 +12,24 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from steps.catalog.catalog import Catalog
+from steps.catalog.catalog import AlgorithmEntry, Catalog, DatasetEntry
 from steps.executors.base import ShapeUnsupported, refuse_unsupported_shape
 from steps.hashing import sha256_bytes
 from steps.images.code_hash import trainer_code_sha256
 from steps.images.trainer_image import TrainerImage
+from steps.lifecycle.bounds import BOUNDS as BOUNDS  # re-exported: the form and the CLI read it here too
+from steps.lifecycle.bounds import DEFAULT_SEED
 from steps.store import validate_name
 from steps.store.run_layout import RunLayout
 from steps.training.shape import MAX_NODES, MAX_PROCS_PER_NODE, TrainingShape
 
-# Param bounds, shared with the DAG's Params (operators/params.py renders these).
-BOUNDS: dict[str, dict[str, Any]] = {
-    "epochs": {"minimum": 1, "maximum": 200},
-    "learning_rate": {"exclusiveMinimum": 0, "maximum": 10},
-    "batch_size": {"minimum": 1, "maximum": 4096},
-    "seed": {"minimum": 0, "maximum": 2**31 - 1},
-    "nodes": {"minimum": 1, "maximum": MAX_NODES},
-    "procs_per_node": {"minimum": 1, "maximum": MAX_PROCS_PER_NODE},
-}
-
 
 class BadRequest(ValueError):
     """A run request that cannot run; the message names every problem."""
+
+
+#: The hyperparameters a request may set; left out (None), the algorithm registry's default applies.
+TUNABLE = ("epochs", "learning_rate", "batch_size")
 
 
 class RunRequest(BaseModel):
@@ -42,16 +38,17 @@ class RunRequest(BaseModel):
     dataset: str
     algorithm: str
     model_name: str = ""  # defaults to "<dataset>-<algorithm>"
-    epochs: int = Field(ge=1, le=200)
-    learning_rate: float = Field(gt=0, le=10)
-    batch_size: int = Field(ge=1, le=4096)
-    seed: int = Field(ge=0, le=2**31 - 1)
+    epochs: int | None = Field(default=None, ge=1, le=200)
+    learning_rate: float | None = Field(default=None, gt=0, le=10)
+    batch_size: int | None = Field(default=None, ge=1, le=4096)
+    seed: int = Field(default=DEFAULT_SEED, ge=0, le=2**31 - 1)
     team: str = "default"
     promote: bool = True  # backfills set False: they never move the champion
     replay: Literal["none", "exact", "current-code"] = "none"
     # None: the algorithm's default shape from the registry (config/algorithms.yaml).
     nodes: int | None = Field(None, ge=1, le=MAX_NODES)
     procs_per_node: int | None = Field(None, ge=1, le=MAX_PROCS_PER_NODE)
+    force: bool = False  # train even when a registered version already holds this training's result
 
 
 def parse_request(values: dict[str, Any]) -> RunRequest:
@@ -96,6 +93,7 @@ class RunPlan(BaseModel):
     replay_of: str | None = None
     expected_weights_sha256: str | None = None
     historical: bool = False
+    force: bool = False  # never reuse a registered version (steps/lifecycle/training_reuse.py)
 
     @property
     def layout(self) -> RunLayout:
@@ -117,6 +115,40 @@ def run_key_for(dag_id: str, run_id: str) -> str:
     return f"{safe}-{digest}"
 
 
+def catalog_pair(catalog: Catalog, dataset_name: str, algorithm_name: str) -> tuple[DatasetEntry, AlgorithmEntry]:
+    """The catalog entries a request names; unknown names and a schema mismatch are refused in the
+    same words wherever a request is checked (the plan task, `trainyard run`, `trainyard submit`)."""
+    dataset = catalog.dataset(dataset_name)
+    algorithm = catalog.algorithm(algorithm_name)
+    if algorithm.schema_name != dataset.schema_name:
+        fits = sorted(a.name for a in catalog.algorithms.values() if a.schema_name == dataset.schema_name)
+        raise BadRequest(
+            f"algorithm {algorithm.name!r} trains on {algorithm.schema_name!r} data, but dataset "
+            f"{dataset.name!r} has schema {dataset.schema_name!r}; algorithms for it: {', '.join(fits) or 'none'}"
+        )
+    return dataset, algorithm
+
+
+def check_request(request: RunRequest, catalog: Catalog) -> tuple[DatasetEntry, AlgorithmEntry, str, dict[str, Any]]:
+    """Everything about a request that can be refused from the catalog alone (no Airflow, no I/O
+    beyond the catalog files): names, schema fit, model name, and the hyperparameters it will run
+    with (the registry's defaults, overridden by what the request sets) within BOUNDS."""
+    dataset, algorithm = catalog_pair(catalog, request.dataset, request.algorithm)
+    model_name = validate_name("model", request.model_name or f"{request.dataset}-{request.algorithm}")
+    hyperparameters = {**algorithm.defaults}
+    hyperparameters.update({k: getattr(request, k) for k in TUNABLE if getattr(request, k) is not None})
+    missing = [k for k in TUNABLE if k not in hyperparameters]
+    if missing:
+        raise BadRequest(f"algorithm {algorithm.name!r} has no default {', '.join(missing)} in the registry; set it")
+    try:
+        RunRequest.model_validate({"dataset": dataset.name, "algorithm": algorithm.name,
+                                   **{k: hyperparameters[k] for k in TUNABLE}})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise BadRequest(f"algorithm {algorithm.name!r}'s registry defaults are out of bounds: {problems}") from None
+    return dataset, algorithm, model_name, hyperparameters
+
+
 def plan_run(
     request: RunRequest,
     catalog: Catalog,
@@ -132,20 +164,7 @@ def plan_run(
 ) -> RunPlan:
     """Resolve names, defaults and the trainer image. `image_resolver(reference) -> digest`
     is used for container and Kubernetes executors; it runs once per run, here."""
-    dataset = catalog.dataset(request.dataset)
-    algorithm = catalog.algorithm(request.algorithm)
-    if algorithm.schema_name != dataset.schema_name:
-        raise BadRequest(
-            f"algorithm {algorithm.name!r} trains on {algorithm.schema_name!r} data, but dataset "
-            f"{dataset.name!r} has schema {dataset.schema_name!r}"
-        )
-    model_name = validate_name("model", request.model_name or f"{request.dataset}-{request.algorithm}")
-    hyperparameters = {
-        **algorithm.defaults,
-        "epochs": request.epochs,
-        "learning_rate": request.learning_rate,
-        "batch_size": request.batch_size,
-    }
+    dataset, algorithm, model_name, hyperparameters = check_request(request, catalog)
     shape = TrainingShape(
         nodes=request.nodes or algorithm.shape.nodes,
         procs_per_node=request.procs_per_node or algorithm.shape.procs_per_node,
@@ -196,4 +215,5 @@ def plan_run(
         executor=executor,
         nodes=shape.nodes,
         procs_per_node=shape.procs_per_node,
+        force=request.force,
     )

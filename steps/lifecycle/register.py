@@ -16,6 +16,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from steps.data.snapshot import Snapshot
+from steps.data.validation_run import ValidationSummary
 from steps.hashing import canonical_json
 from steps.lifecycle.manifest import (
     AirflowLineage,
@@ -37,6 +38,8 @@ from steps.lifecycle.model_registry import (
     version_key,
 )
 from steps.lifecycle.plan import RunPlan
+from steps.lifecycle.training_identity import identity_for
+from steps.lifecycle.training_reuse import identity_of, index_identity
 from steps.store import ArtifactStore, IntegrityError, ObjectExists
 from steps.training.contract import TrainerResult
 
@@ -56,6 +59,10 @@ class RegisteredVersion(BaseModel):
     #: Why this version is or is not the champion (the gate's verdict, or who moved the alias first).
     champion_reason: str = ""
     store_location: str
+    # A run whose training identity a registered version already had trains nothing: its result is
+    # that version, reused (steps/lifecycle/training_reuse.py).
+    reused: bool = False
+    training_identity_sha256: str | None = None
 
 
 def claim_version(store: ArtifactStore, model: str, run_key: str) -> int:
@@ -104,7 +111,9 @@ def register_model(
     *,
     replay: ReplayRecord | None = None,
     historical: bool = False,
+    validation: ValidationSummary | None = None,
 ) -> RegisteredVersion:
+    """`validation`, when given, adds where the validation came from (suite, GX version, reuse)."""
     required = {
         "weights.safetensors": result.weights_key,
         "metrics.jsonl": plan.layout.train.metrics,
@@ -133,6 +142,7 @@ def register_model(
         raise IntegrityError(
             f"the trainer reports world size {result.world_size}, but the run planned {plan.shape.describe()}"
         )
+    identity = identity_for(plan, snapshot.dataset_hash, torch_version=result.torch_version)
     weights = next(f for f in files if f.name == "weights.safetensors")
     if weights.sha256 != result.weights_sha256:
         raise IntegrityError(
@@ -155,7 +165,12 @@ def register_model(
             eval_set_hash=result.eval_set_hash,
         ),
         validation=ValidationLineage(
-            success=True, report_key=validation_report_key, expectations_evaluated=validation_expectations
+            success=True,
+            report_key=validation_report_key,
+            expectations_evaluated=validation_expectations,
+            suite_sha256=validation.suite_sha256 if validation else None,
+            gx_version=validation.gx_version if validation else None,
+            reused_from=validation.reused_from if validation else None,
         ),
         seed=plan.seed,
         split_seed=plan.split_seed,
@@ -175,6 +190,8 @@ def register_model(
         replay=replay or ReplayRecord(mode="none" if plan.replay == "none" else plan.replay),
         historical=historical,
         files=files,
+        training_identity=identity,
+        training_identity_sha256=identity.sha256,
     )
     try:
         store.put_bytes(manifest_key, manifest.to_bytes(), if_absent=True)  # the commit point
@@ -188,7 +205,9 @@ def register_model(
 def _after_commit(
     store: ArtifactStore, plan: RunPlan, manifest: ModelManifest, manifest_key: str, evaluation: EvaluationRecord
 ) -> RegisteredVersion:
-    """Idempotent: a retry after the commit point still moves the alias and records the result."""
+    """Idempotent: a retry after the commit point still indexes the identity, moves the alias and
+    records the result."""
+    index_identity(store, manifest)
     champion, reason = _promote(store, plan, manifest, evaluation)
     registered = _registered(store, manifest, manifest_key, champion, reason)
     store.put_bytes(plan.layout.registered, registered.model_dump_json(indent=2).encode())
@@ -223,7 +242,8 @@ def _promote(store: ArtifactStore, plan: RunPlan, manifest: ModelManifest, evalu
 
 
 def _registered(
-    store: ArtifactStore, manifest: ModelManifest, manifest_key: str, champion: bool, champion_reason: str
+    store: ArtifactStore, manifest: ModelManifest, manifest_key: str, champion: bool, champion_reason: str, *,
+    reused: bool = False,
 ) -> RegisteredVersion:
     return RegisteredVersion(
         model_name=manifest.model_name,
@@ -233,4 +253,17 @@ def _registered(
         champion=champion,
         champion_reason=champion_reason,
         store_location=store.location,
+        reused=reused,
+        training_identity_sha256=identity_of(manifest).sha256,
     )
+
+
+def record_reuse(store: ArtifactStore, plan: RunPlan, manifest: ModelManifest) -> RegisteredVersion:
+    """The run's result is a version registered before: record it where register records its own."""
+    alias, _ = read_alias_entry(store, manifest.model_name, CHAMPION)
+    champion = alias is not None and alias.version == manifest.version
+    key = version_key(manifest.model_name, manifest.version, "manifest.json")
+    reason = "" if champion else (f"the champion is v{alias.version}" if alias else "the model has no champion")
+    registered = _registered(store, manifest, key, champion, reason, reused=True)
+    store.put_bytes(plan.layout.registered, registered.model_dump_json(indent=2).encode())
+    return registered

@@ -10,7 +10,8 @@ from steps.data.snapshot import snapshot_key
 from steps.executors.base import TrainerExecutor
 from steps.images.code_hash import trainer_code_sha256
 from steps.lifecycle.manifest import ModelManifest
-from steps.store import StoreSettings
+from steps.lifecycle.verify import CorruptModel, verify_manifest
+from steps.store import StoreSettings, open_store
 from steps.store.run_layout import RunLayout
 from steps.training.contract import TrainerResult, TrainingJob
 from steps.training.shape import CPU_BACKEND, CUDA_BACKEND, NO_BACKEND
@@ -26,22 +27,23 @@ class ReproductionReport(BaseModel):
     weights_match: bool
     trainer_pinned_by: str
     trainer_code_changed: bool  # embedded executor only: current code differs from the pinned hash
-    output_prefix: str
+    output_prefix: str  # where the scratch run's outputs are; empty once removed
     shape: str = "1×1"  # nodes × procs_per_node the reproduction trained on (the manifest's)
     pinned_backend: str = NO_BACKEND
 
     def summary(self) -> str:
+        kept = f"; scratch run kept under {self.output_prefix}" if self.output_prefix else ""
         if self.weights_match:
             return (
                 f"reproduced {self.model_name}@{self.version} on {self.shape}: weights hash matches "
-                f"({self.actual_weights_sha256})"
+                f"({self.actual_weights_sha256}){kept}"
             )
         note = " (the trainer's code changed since registration)" if self.trainer_code_changed else ""
         if self.pinned_backend == CUDA_BACKEND:
             note += f" (trained with {CUDA_BACKEND} on CUDA; reproduced on CPU with {CPU_BACKEND}: bit-identity holds only on CPU)"
         return (
             f"NOT reproduced {self.model_name}@{self.version}: expected weights {self.expected_weights_sha256}, "
-            f"got {self.actual_weights_sha256}{note}"
+            f"got {self.actual_weights_sha256}{note}{kept}"
         )
 
 
@@ -72,14 +74,27 @@ def reproduce_model(
     *,
     run_key: str | None = None,
     deadline_s: int = 3600,
+    keep_run: bool = False,
 ) -> tuple[ReproductionReport, TrainerResult]:
+    """Verify the version's files and snapshot against the manifest first (CorruptModel names what is
+    corrupt, and nothing is retrained or written), retrain in a scratch run, compare weights, and
+    remove the scratch run's outputs unless keep_run."""
+    store = open_store(store_settings)
+    verified = verify_manifest(store, manifest)
+    if not verified.ok:
+        raise CorruptModel(verified)
     run_key = run_key or f"reproduce-{manifest.model_name}-{manifest.version}-{uuid.uuid4().hex[:8]}"
     job = reproduction_job(manifest, run_key)
     code_changed = False
     if manifest.trainer.code_sha256:
         current = trainer_code_sha256(Path(manifest.trainer.entrypoint).parent)
         code_changed = current != manifest.trainer.code_sha256
-    result = executor.run(job, manifest.trainer, store_settings, deadline_s=deadline_s)
+    try:
+        result = executor.run(job, manifest.trainer, store_settings, deadline_s=deadline_s)
+    finally:
+        if not keep_run:  # its weights, when they match, are the registered content anyway
+            for key in list(store.list_keys(f"{RunLayout(run_key).prefix}/")):
+                store.delete(key)
     report = ReproductionReport(
         model_name=manifest.model_name,
         version=manifest.version,
@@ -88,7 +103,7 @@ def reproduce_model(
         weights_match=result.weights_sha256 == manifest.weights_sha256,
         trainer_pinned_by=manifest.trainer.pinned_reference,
         trainer_code_changed=code_changed,
-        output_prefix=job.output_prefix,
+        output_prefix=job.output_prefix if keep_run else "",
         shape=str(manifest.shape),
         pinned_backend=manifest.backend,
     )

@@ -31,6 +31,7 @@ RETRYABLE_BY_KIND = {
     "image-pull": True,
     "rendezvous": True,  # the nodes of a multi-node run never met (one not scheduled, not reachable)
     "trainer-exit": True,  # the trainer exited non-zero
+    "stopped": True,  # the task was killed (a cancelled run, a worker shutdown) and stopped its trainer
     "error": True,  # anything else
 }
 
@@ -80,8 +81,12 @@ def failure_kind(exc: BaseException) -> str:
 
 
 def one_line(text: str) -> str:
-    """The first non-empty line, trimmed: what a person reads first."""
-    line = next((part.strip() for part in text.splitlines() if part.strip()), "")
+    """The first non-empty line, trimmed: what a person reads first. A first line that ends in ':'
+    announces a list (a validation failure's problems), so the list follows it on the same line."""
+    lines = [part.strip() for part in text.splitlines() if part.strip()]
+    line = lines[0] if lines else ""
+    if line.endswith(":") and len(lines) > 1:
+        line = f"{line} " + "; ".join(item.removeprefix("- ") for item in lines[1:])
     return line if len(line) <= REASON_MAX_CHARS else line[: REASON_MAX_CHARS - 3] + "..."
 
 

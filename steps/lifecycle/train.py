@@ -1,10 +1,13 @@
-"""The `train` step: render the plan into the trainer contract and run it on an executor."""
+"""The `train` step: reuse the registered version that already holds this training's result, or
+render the plan into the trainer contract and run it on an executor."""
 from __future__ import annotations
 
 from steps.data.snapshot import snapshot_key
 from steps.executors.base import TrainerExecutor
 from steps.lifecycle.plan import RunPlan
-from steps.store import StoreSettings
+from steps.lifecycle.register import RegisteredVersion, record_reuse
+from steps.lifecycle.training_reuse import reusable_version
+from steps.store import ArtifactStore, StoreSettings
 from steps.training.contract import TrainerResult, TrainingJob
 
 
@@ -38,3 +41,20 @@ def run_training(
     if result.world_size != job.shape.world_size:
         raise RuntimeError(f"trainer reports world size {result.world_size}, the run asked for {job.shape.describe()}")
     return result
+
+
+def reuse_earlier_training(store: ArtifactStore, plan: RunPlan, dataset_hash: str) -> RegisteredVersion | None:
+    """When a registered version already holds this training's result, record it as the run's result
+    and return it: the run trains, evaluates and registers nothing. None means: train."""
+    manifest = reusable_version(store, plan, dataset_hash)
+    if manifest is None:
+        return None
+    return record_reuse(store, plan, manifest)
+
+
+def reuse_message(reused: RegisteredVersion) -> str:
+    return (
+        f"reusing {reused.model_name}@{reused.version}: it was trained with this run's training identity "
+        f"{reused.training_identity_sha256} (same trainer, data, hyperparameters, seeds); skipping train, "
+        "evaluate and register (force=true trains anyway)"
+    )

@@ -2,6 +2,7 @@
 and the layout of what a run stores. May import steps.hashing only."""
 from steps.store.base import ArtifactStore, StoredObject
 from steps.store.errors import (
+    CorruptContent,
     IntegrityError,
     ObjectChanged,
     ObjectExists,
@@ -17,6 +18,7 @@ from steps.store.settings import StoreSettings
 __all__ = [
     "AREAS",
     "ArtifactStore",
+    "CorruptContent",
     "IntegrityError",
     "ObjectChanged",
     "ObjectExists",

@@ -18,8 +18,8 @@ class InvalidName(StoreError, ValueError):
 
 def validate_name(kind: str, name: str) -> str:
     """A dataset or model name: one lowercase path segment, never '..' or absolute."""
-    if not isinstance(name, str) or not name:
-        raise InvalidName(f"{kind} name must be a non-empty string")
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidName(f"{kind} name must not be empty or blank")
     if "/" in name or "\\" in name or name in (".", "..") or ".." in name:
         raise InvalidName(
             f"{kind} name {name!r} would escape the store root; use letters, digits, '.', '_' or '-'"

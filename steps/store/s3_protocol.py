@@ -22,6 +22,7 @@ from minio.versioningconfig import ENABLED, VersioningConfig
 
 from steps.hashing import CHUNK_BYTES, streaming_sha256
 from steps.store.errors import (
+    CorruptContent,
     IntegrityError,
     ObjectExists,
     ObjectNotFound,
@@ -267,7 +268,7 @@ def release_response(response, fully_read: bool) -> None:
 
 def check_digest(key: str, actual: str, expected: str) -> None:
     if actual != expected:
-        raise IntegrityError(f"{key} is corrupt: sha256 {actual} does not match recorded {expected}")
+        raise CorruptContent(key, expected, actual)
 
 
 def xml_text(root: ElementTree.Element, tag: str) -> str:

@@ -54,7 +54,7 @@ def fit(
             loss = loss_fn(trained(batch_x), batch_y)
             loss.backward()
             optimizer.step()
-            total_loss += float(loss) * len(batch_y)
+            total_loss += float(loss.detach()) * len(batch_y)  # detached: no autograd warning per run
             seen += len(batch_y)
         total_loss, seen = sum_over_ranks(process, total_loss, seen)
         record = {"epoch": epoch, "train_loss": total_loss / max(seen, 1)}

@@ -14,7 +14,7 @@ import tempfile
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 from steps.training.contract import (
     DEFAULT_SCRATCH_DIR,
@@ -56,12 +56,16 @@ def split_examples(frame, schema, split_seed: int, test_fraction: float):
     return mask, hashes
 
 
+def _epochs_jsonl(epochs: list[dict]) -> bytes:
+    return "".join(json.dumps(e, sort_keys=True) + "\n" for e in epochs).encode()
+
+
 def _write_outputs(store, job: TrainingJob, weights_path: Path | None, epochs: list[dict], result: TrainerResult) -> None:
     # Files first, result summary last: a reader trusts a run output only once result.json exists.
     if weights_path is not None:
         store.put_file(job.weights_output_key, weights_path)
     if epochs:
-        store.put_bytes(job.metrics_output_key, "".join(json.dumps(e, sort_keys=True) + "\n" for e in epochs).encode())
+        store.put_bytes(job.metrics_output_key, _epochs_jsonl(epochs))
     store.put_bytes(job.result_output_key, result.model_dump_json(indent=2).encode())
     xcom_dir = Path(XCOM_RETURN_PATH).parent
     if xcom_dir.is_dir():
@@ -129,9 +133,12 @@ def _train_or_evaluate(
     if job.mode == "train":
 
         def on_epoch(record: dict) -> None:
-            if process.is_main:  # every rank holds the same all-reduced record
+            if process.is_main:  # every rank holds the same all-reduced record; rank 0 alone writes it
                 epochs_log.append(record)
                 print(json.dumps(record), flush=True)
+                # Rewritten after every epoch so a watcher (`trainyard status`) sees a running trainer's
+                # progress; result.json, written last, still marks the outputs complete.
+                store.put_bytes(job.metrics_output_key, _epochs_jsonl(epochs_log))
 
         epochs_done = fit(
             model,
@@ -199,3 +206,12 @@ def run_trainer(algorithm: TrainerAlgorithm) -> int:
         flush=True,
     )
     return 0
+
+
+def exit_trainer(code: int) -> NoReturn:
+    """End the trainer process now. Everything it produced is in the store and its log is flushed;
+    tearing down torch and the interpreter would only add a second or two to every run before the
+    executor sees the exit code (docs/benchmarks.md)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -1,17 +1,21 @@
 """The `trainyard` console script. Each command group lives in its own module and registers its
-subcommands here; commands import steps lazily so `--help` and refusals stay fast."""
+subcommands here; commands import steps lazily so `--help` and refusals stay fast. How a command
+ends (exit codes, one-line errors) is trainyard/cli/errors.py."""
 from __future__ import annotations
 
 import argparse
-import sys
 
-from trainyard.cli import data_commands, model_commands, run_commands
+from trainyard.cli import client_commands, data_commands, model_commands, run_commands, verify_commands
+from trainyard.cli.errors import EXIT_CODES_HELP, run_command
 
-COMMAND_GROUPS = (data_commands, run_commands, model_commands)
+COMMAND_GROUPS = (data_commands, run_commands, model_commands, verify_commands, client_commands)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="trainyard", description="Reproducible model training on Airflow.")
+    parser = argparse.ArgumentParser(
+        prog="trainyard", description="Reproducible model training on Airflow.",
+        epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for group in COMMAND_GROUPS:
         group.register(sub)
@@ -20,10 +24,4 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from steps.store import StoreError
-
-    try:
-        return args.func(args)
-    except (ValueError, LookupError, StoreError, RuntimeError) as exc:
-        print(f"trainyard: error: {exc}", file=sys.stderr)
-        return 2
+    return run_command(args.func, args)
