@@ -277,3 +277,15 @@ def test_a_scheduled_two_process_run_is_replayed_by_a_backfill_on_its_pinned_sha
     result = run_training(replay, replay.pinned_dataset_hash, SubprocessExecutor(), StoreSettings(backend="local", root=str(root)))
     assert (result.world_size, result.backend) == (2, "gloo")
     assert verify_reproduction(store, replay, result.weights_sha256).weights_match
+
+
+def test_the_training_identity_tells_world_sizes_apart_but_not_how_ranks_are_spread_over_nodes():
+    from steps.lifecycle.training_identity import identity_for
+
+    one = identity_for(make_plan("identity"), "a" * 64)
+    by_shape = {
+        shape: identity_for(make_plan("identity").model_copy(update=dict(zip(("nodes", "procs_per_node"), shape, strict=True))), "a" * 64)
+        for shape in ((1, 2), (2, 1), (1, 1))
+    }
+    assert by_shape[(1, 1)].sha256 == one.sha256  # a one-process identity hashes as it did before world_size existed
+    assert by_shape[(1, 2)].sha256 == by_shape[(2, 1)].sha256 != one.sha256
