@@ -34,6 +34,19 @@ def run_identity(context: dict[str, Any]) -> tuple[str, str, date | None]:
     return context["dag"].dag_id, context["run_id"], logical.date() if logical else None
 
 
+def planning_settings(settings: Settings) -> dict[str, Any]:
+    """What plan_run takes from the deployment rather than from the request (plan_run's keywords)."""
+    from operators.image_resolution import resolver_for
+
+    return {
+        "executor": settings.executor,
+        "split_seed": settings.split_seed,
+        "test_fraction": settings.test_fraction,
+        "num_threads": settings.num_threads,
+        "image_resolver": resolver_for(settings),
+    }
+
+
 def executor_for(kind: str, settings: Settings):
     from steps.executors.factory import make_executor
 

@@ -10,14 +10,14 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
-def _run_key_and_try(context: Any) -> tuple[str, int | None]:
+def _run_key_and_try(context: Any, run_key: str | None) -> tuple[str, int | None]:
     from airflow.sdk import get_current_context
 
     from steps.lifecycle.plan import run_key_for
 
     current = context if context is not None else get_current_context()
     ti = current.get("ti")
-    return run_key_for(current["dag"].dag_id, current["run_id"]), getattr(ti, "try_number", None)
+    return run_key or run_key_for(current["dag"].dag_id, current["run_id"]), getattr(ti, "try_number", None)
 
 
 def _is_skip(exc: Exception) -> bool:
@@ -27,7 +27,8 @@ def _is_skip(exc: Exception) -> bool:
 
 
 @contextmanager
-def recording_failure(step: str, context: Any = None) -> Iterator[None]:
+def recording_failure(step: str, context: Any = None, run_key: str | None = None) -> Iterator[None]:
+    """`run_key` names the run the step belongs to when it is not the DAG run's own (a study's trial)."""
     try:
         yield
     except Exception as exc:
@@ -37,7 +38,7 @@ def recording_failure(step: str, context: Any = None) -> Iterator[None]:
         from steps.lifecycle.run_failure import failure_from_exception, record_failure
 
         try:
-            run_key, try_number = _run_key_and_try(context)
+            run_key, try_number = _run_key_and_try(context, run_key)
             failure = failure_from_exception(run_key, step, exc, try_number=try_number)
             record_failure(open_artifact_store(load_settings()), failure)
             log.error("%s", failure.summary)
@@ -59,3 +60,14 @@ def records_failure(step: str):
         return run
 
     return decorate
+
+
+def plan_run_key(plan: Any) -> str | None:
+    """The run a train task's plan names (a study's trial is a run of its own, not the DAG run);
+    None if the plan cannot be read, and the failure is then kept beside the DAG run."""
+    from operators.xcom import xcom_record
+
+    try:
+        return str(xcom_record(plan)["run_key"])
+    except (TypeError, KeyError, ValueError):
+        return None

@@ -18,8 +18,8 @@ from operators.xcom import XComRecord
 @task(task_id="plan", multiple_outputs=False)
 @records_failure("plan")
 def plan_task(**context: Any) -> dict:
-    from operators.context import load_catalog, load_settings, open_artifact_store, run_identity
-    from operators.image_resolution import digest_checker_for, resolver_for
+    from operators.context import load_catalog, load_settings, open_artifact_store, planning_settings, run_identity
+    from operators.image_resolution import digest_checker_for
     from operators.run_kind import is_backfill, triggering_dataset_hash
     from steps.lifecycle.plan import parse_request, plan_run
     from steps.lifecycle.replay import backfill_plan
@@ -37,11 +37,7 @@ def plan_task(**context: Any) -> dict:
         load_catalog(settings, store),
         dag_id=dag_id,
         airflow_run_id=run_id,
-        executor=settings.executor,
-        split_seed=settings.split_seed,
-        test_fraction=settings.test_fraction,
-        num_threads=settings.num_threads,
-        image_resolver=resolver_for(settings),
+        **planning_settings(settings),
     )
     plan = plan_for(logical_date=logical_date)
     if backfill and logical_date is not None:

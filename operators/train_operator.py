@@ -9,7 +9,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from operators.failure_recording import recording_failure
+from operators.failure_recording import plan_run_key, recording_failure
 from operators.xcom import xcom_record
 
 
@@ -27,7 +27,7 @@ class TrainOperator(BaseOperator):
         from operators.training_reuse import skip_if_already_trained
 
         plan, snapshot = xcom_record(self.plan), xcom_record(self.snapshot)
-        with recording_failure(self.task_id, context):
+        with recording_failure(self.task_id, context, plan_run_key(plan)):
             skip_if_already_trained(plan, snapshot, context)  # a registered identity: nothing to train
             return train(plan, snapshot)
 

@@ -15,7 +15,7 @@ from airflow.providers.cncf.kubernetes.utils.container import container_is_succe
 from airflow.providers.common.compat.sdk import AirflowException
 from kubernetes.client import models as k8s
 
-from operators.failure_recording import recording_failure
+from operators.failure_recording import plan_run_key, recording_failure
 from operators.xcom import xcom_record
 from steps.catalog.teams import DEFAULT_TEAMS_PATH, TeamEntry, load_teams
 from steps.kubernetes.pod_spec import (
@@ -137,12 +137,12 @@ class TrainerPodOperator(KubernetesPodOperator):
     def execute(self, context: Any) -> dict:
         from operators.training_reuse import skip_if_already_trained
 
-        with recording_failure(self.task_id, context):
+        with recording_failure(self.task_id, context, plan_run_key(self.plan)):
             skip_if_already_trained(xcom_record(self.plan), xcom_record(self.snapshot), context)  # before any pod exists
             return self._trainer_result(super().execute(context))
 
     def trigger_reentry(self, context: Any, event: dict[str, Any]) -> Any:
-        with recording_failure(self.task_id, context):
+        with recording_failure(self.task_id, context, plan_run_key(self.plan)):
             return self._trainer_result(super().trigger_reentry(context, event))
 
     def _trainer_result(self, xcom: Any) -> dict:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from airflow.sdk import task
 
 from operators.xcom import XComRecord
+from steps.catalog.teams import TeamEntry
 from trainyard.settings import Settings
 
 
@@ -42,3 +43,18 @@ def kubernetes_train_step(plan, snapshot, validation):
     indexed_job = TrainerJobOperator(plan=plan, snapshot=snapshot, validation=validation)
     train_on(plan) >> [one_pod, indexed_job]
     return train_result(one_pod.output, indexed_job.output)
+def trial_train_step(team: TeamEntry, wave: int, snapshot, validation, trials):
+    """A study wave's trials: the same train step, mapped over the wave's RunPlans (one per trial), in the
+    team's pool. The pool is part of the task, so it is set here, when the DAG is parsed."""
+    task_id = f"train_wave_{wave}"
+    if Settings.load().executor == "kubernetes":
+        from operators.train_pod import TrainerPodOperator
+
+        return TrainerPodOperator.partial(
+            task_id=task_id, snapshot=snapshot, validation=validation, team=team.name, pool=team.pool
+        ).expand(plan=trials)
+    from operators.train_operator import TrainOperator
+
+    return TrainOperator.partial(task_id=task_id, snapshot=snapshot, validation=validation, pool=team.pool).expand(
+        plan=trials
+    )

@@ -230,6 +230,7 @@ class AirflowStack:
                 self._write_config()  # also picks fresh log-server ports
                 if attempt == 1:
                     self._migrate()
+                    self._create_team_pools()
                 self._spawn("api-server", ["api-server", "--host", "127.0.0.1", "--port", str(self.api_port), "--workers", "1"])
                 for component in AIRFLOW_COMPONENTS:
                     self._spawn(component, [component])
@@ -391,6 +392,26 @@ dag_bundle_config_list = {json.dumps(bundle_list)}
                 raise StackError(f"airflow db migrate did not finish in {MIGRATE_TIMEOUT_S}s; log {log}:\n{_tail(log)}") from None
         if proc.returncode != 0:
             raise StackError(f"airflow db migrate failed ({proc.returncode}); log {log}:\n{_tail(log)}")
+
+    def _create_team_pools(self) -> None:
+        """The pools config/teams.yaml names (as images/airflow/init_airflow.py makes them for Compose):
+        a study's trial tasks run in their team's pool, and a task in a missing pool never runs."""
+        from steps.catalog.teams import load_teams
+
+        pools = {
+            team.pool: {"slots": team.pool_slots, "description": f"Trainyard team {team.name}", "include_deferred": False}
+            for team in load_teams().teams.values()
+        }
+        pools_file = self.airflow_home / "team-pools.json"
+        pools_file.write_text(json.dumps(pools))
+        log = self.log_dir / "pools-import.log"
+        with log.open("w") as out:
+            proc = subprocess.run(
+                [sys.executable, "-m", "airflow", "pools", "import", str(pools_file)],
+                env=self.env(), stdout=out, stderr=subprocess.STDOUT, cwd=self.workdir,
+            )
+        if proc.returncode != 0:
+            raise StackError(f"airflow pools import failed ({proc.returncode}); log {log}:\n{_tail(log)}")
 
     def _spawn(self, name: str, args: list[str]) -> None:
         log = (self.log_dir / f"{name}.log").open("w")

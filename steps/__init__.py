@@ -10,4 +10,5 @@ Airflow: a step runs the same from a DAG, a test, a notebook or the CLI.
     kubernetes/             rendering a run as Kubernetes objects
     executors/              running a trainer: local subprocess, podman/docker container
     lifecycle/              plan, train, evaluate, register; the model registry, manifests, replay, reproduce, lineage, verify
+    tuning/                 hyperparameter studies: search spaces, Optuna samplers in waves, study records and plots
 """

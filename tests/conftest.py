@@ -22,7 +22,7 @@ os.environ["AIRFLOW_HOME"] = str(_SESSION_HOME / "airflow")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(PROJECT_ROOT / "dags")
 
-pytest_plugins = ["tests.minio_server", "tests.registry_server"]
+pytest_plugins = ["tests.minio_server", "tests.registry_server", "tests.trainer_images"]
 
 
 # A test that starts a server (or builds a tool) through one of these fixtures must carry the

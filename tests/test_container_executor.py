@@ -18,7 +18,6 @@ from steps.executors.base import TrainerFailed, TrainerStopped
 from steps.executors.container_executor import ContainerExecutor, podman_args
 from steps.hashing import sha256_file
 from steps.images.code_hash import TRAINER_SHARED_CODE
-from steps.images.image_digest import resolve_digest
 from steps.images.trainer_image import TrainerImage
 from steps.kubernetes.pod_spec import PodPlacement, render_trainer_pod
 from steps.store import StoreSettings
@@ -204,52 +203,7 @@ def test_image_runs_the_trainer_as_non_root_from_a_digest_pinned_base(algorithm)
     assert "--require-hashes" in text
 
 
-# --- the real thing: podman, the built images, a registry, MinIO ------------------------
-
-
-def _build_push_and_register(registry_host: str, store_env: dict[str, str]) -> dict[str, str]:
-    """Run scripts/build-images.sh (cached after the first build on a machine); algorithm -> pinned ref."""
-    done = subprocess.run(
-        ["bash", str(PROJECT_ROOT / "scripts" / "build-images.sh"), "--registry", registry_host],
-        cwd=PROJECT_ROOT, env={**os.environ, **store_env}, capture_output=True, text=True, timeout=3600,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
-    assert store_env["TRAINYARD_MINIO_SECRET_KEY"] not in done.stderr + done.stdout
-    pinned = dict(line.split(" ", 1) for line in done.stdout.strip().splitlines())
-    assert set(pinned) == set(ALGORITHMS)
-    return pinned
-
-
-@pytest.fixture(scope="module")
-def registered_images(oci_registry, minio_server):
-    from tests.minio_server import unique_bucket_prefix
-
-    settings = minio_server.settings(bucket_prefix=unique_bucket_prefix())
-    env = {
-        "TRAINYARD_STORE": "minio",
-        "TRAINYARD_MINIO_ENDPOINT": settings.minio_endpoint,
-        "TRAINYARD_MINIO_SECURE": "false",
-        "TRAINYARD_MINIO_ACCESS_KEY": settings.minio_access_key,
-        "TRAINYARD_MINIO_SECRET_KEY": settings.minio_secret_key,
-        "TRAINYARD_MINIO_BUCKET_PREFIX": settings.bucket_prefix,
-    }
-    pinned = _build_push_and_register(oci_registry.host, env)
-    for reference in pinned.values():  # the registry serves the digest that was registered
-        repository, digest = reference.split("@")
-        assert resolve_digest(f"{repository}:1.0.0", insecure=True).digest == digest
-    yield settings, env, pinned
-    _forget_images_pulled_from(oci_registry.host)
-
-
-def _forget_images_pulled_from(registry_host: str) -> None:
-    """The executor pulls from this session's registry; keep only images known by other names too."""
-    env = {**os.environ, "CONTAINERS_CONF": str(PROJECT_ROOT / "images" / "containers.conf")}
-    listed = subprocess.run(["podman", "images", "--format", "json"], env=env, capture_output=True, text=True)
-    for image in json.loads(listed.stdout or "[]"):
-        names = image.get("Names") or []
-        if names and all(name.startswith(registry_host + "/") for name in names):
-            for name in names:  # removing the last name removes the image
-                subprocess.run(["podman", "rmi", name], env=env, capture_output=True)
+# --- the real thing: podman, the built images (tests/trainer_images.py), a registry, MinIO ---
 
 
 @pytest.mark.containers
@@ -342,6 +296,8 @@ def test_a_failing_trainer_in_a_container_reports_its_last_log_lines(registered_
 
 
 @pytest.mark.containers
+@pytest.mark.minio
+@pytest.mark.registry
 @pytest.mark.timeout(COLD_BUILD_TIMEOUT_S)
 @pytest.mark.slow
 def test_two_node_runs_in_containers_are_bit_identical_and_equal_two_processes_in_one_container(
@@ -381,6 +337,8 @@ def test_two_node_runs_in_containers_are_bit_identical_and_equal_two_processes_i
 
 
 @pytest.mark.containers
+@pytest.mark.minio
+@pytest.mark.registry
 @pytest.mark.timeout(COLD_BUILD_TIMEOUT_S)
 @pytest.mark.slow
 def test_killing_a_rank_in_one_node_container_fails_every_node_and_removes_the_containers(registered_images):

@@ -120,4 +120,7 @@ def test_every_dag_file_loads_in_airflows_own_dagbag_without_import_errors():
 
     bag = DagBag(dag_folder=str(DAGS_FOLDER))
     assert bag.import_errors == {}
-    assert set(bag.dags) == {"training_pipeline", "scheduled_retraining", "scheduled_retraining_intents", "dataset_snapshots"}
+    assert set(bag.dags) == {
+        "training_pipeline", "scheduled_retraining", "scheduled_retraining_intents", "dataset_snapshots",
+        "hyperparameter_search", "hyperparameter_search_vision", "hyperparameter_search_nlp",
+    }

@@ -2,7 +2,9 @@
 a changed byte of data trains again, and the CLI reuses a version until --force retrains it."""
 from __future__ import annotations
 
+import re
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -88,7 +90,9 @@ def test_cli_run_of_the_same_request_reuses_its_version_and_force_trains_identic
     assert forced.returncode == 0, forced.stderr[-2000:]
     assert "registered model intents-intent-classification@2" in forced.stdout
     # The CLI trains in a warm interpreter (steps/warm/interpreter.py); v1 trained in a new process.
-    assert "running trainer intent-classification in a warm interpreter" in forced.stdout + forced.stderr
+    # The steps' lines go to the run's full log, whose path the CLI prints.
+    log_path = re.search(r"full log: (\S+)", forced.stdout).group(1)
+    assert "running trainer intent-classification in a warm interpreter" in Path(log_path).read_text()
     store = LocalStore(store_root)
     v1, v2 = (load_manifest(store, "intents-intent-classification", v) for v in (1, 2))
     assert v2.weights_sha256 == v1.weights_sha256  # same identity, same weights, a new version

@@ -90,13 +90,17 @@ class LocalRun:
     skipped_tasks: list[str] = field(default_factory=list)
 
 
-def run_dag(dag_id: str, conf: dict, logical_date=None, dags_folder: Path = DAGS_FOLDER) -> LocalRun:
+def run_dag(dag_id: str, conf: dict, logical_date=None, run_after=None, dags_folder: Path = DAGS_FOLDER) -> LocalRun:
+    """One run of dag_id. The run id comes from run_after; running again with the same logical date and
+    run_after replaces that run and runs every task again (as clearing it would), under the same run id."""
     ensure_airflow_db()
     dag = load_dag(dag_id, dags_folder)
     started = time.perf_counter()
     kwargs = {"run_conf": conf}
     if logical_date is not None:
         kwargs["logical_date"] = logical_date
+    if run_after is not None:
+        kwargs["run_after"] = run_after
     with fewer_collections():
         dagrun = dag.test(**kwargs)
     wall = time.perf_counter() - started

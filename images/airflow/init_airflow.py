@@ -81,8 +81,8 @@ def main() -> None:
     print(f"init-airflow: admin user {user!r} has the password from AIRFLOW_ADMIN_PASSWORD", flush=True)
     import_connections(conns)
     print(f"init-airflow: connections {', '.join(sorted(conns))} are set", flush=True)
-    # The kubernetes train operator runs in its team's pool; a pool that does not exist
-    # would leave its tasks queued forever.
+    # The kubernetes train operator and every study's trials run in their team's pool; a pool
+    # that does not exist would leave their tasks queued forever.
     for team in load_teams().teams.values():
         airflow("pools", "set", team.pool, str(team.pool_slots), f"Trainyard team {team.name}: concurrent training runs")
     print("init-airflow: done", flush=True)

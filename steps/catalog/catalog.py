@@ -60,6 +60,8 @@ class AlgorithmEntry(BaseModel):
     entrypoint: str
     repository: str
     defaults: dict[str, Any]
+    # The default hyperparameter search space of a study (validated by steps/tuning/space.py).
+    search_space: dict[str, Any] = {}
     resources: Resources = Resources()
     deadline_s: int = 3600
     shape: TrainingShape = TrainingShape()  # nodes × procs_per_node a run gets unless it asks for another

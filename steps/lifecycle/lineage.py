@@ -10,6 +10,11 @@ from steps.store import ArtifactStore
 def lineage_lines(store: ArtifactStore, manifest: ModelManifest) -> list[str]:
     d, m, v = manifest.dataset, manifest.metrics, manifest.validation
     aliases = [a for a in alias_history(store, manifest.model_name) if a.version == manifest.version]
+    study = (
+        [f"  study             : trial {manifest.study.trial_number} of {manifest.study.study_id} (trainyard study)"]
+        if manifest.study
+        else []
+    )
     identity = identity_of(manifest)
     suite = f", suite {v.suite_sha256[:12]}, Great Expectations {v.gx_version}" if v.suite_sha256 else ""
     return [
@@ -28,6 +33,7 @@ def lineage_lines(store: ArtifactStore, manifest: ModelManifest) -> list[str]:
         f"(logical date {manifest.airflow.logical_date or '-'}) seed={manifest.seed} split_seed={manifest.split_seed}",
         f"  metrics           : accuracy={m.accuracy:.4f} macro_f1={m.macro_f1:.4f} loss={m.loss:.4f} "
         f"on eval set {d.eval_set_hash[:12]}",
+        *study,
         f"  weights           : sha256 {manifest.weights_sha256}",
         "  alias history     : "
         + (", ".join(f"{a.alias} at {a.set_at[:19]}" for a in aliases) or "never an alias"),

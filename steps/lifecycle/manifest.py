@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 from steps.hashing import canonical_json
 from steps.images.trainer_image import TrainerImage
+from steps.lifecycle.study_lineage import StudyLineage
 from steps.lifecycle.training_identity import TrainingIdentity
 from steps.training.contract import EvalMetrics
 from steps.training.shape import NO_BACKEND, TrainingShape
@@ -108,6 +109,7 @@ class ModelManifest(BaseModel):
     airflow: AirflowLineage
     replay: ReplayRecord = ReplayRecord()
     historical: bool = False  # registered by a backfill for a date that had no model
+    study: StudyLineage | None = None  # the best trial of a hyperparameter study
     files: list[ManifestFile]
     training_identity: TrainingIdentity | None = None  # None only in v1 manifests
     training_identity_sha256: str | None = None

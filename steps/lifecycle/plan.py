@@ -19,8 +19,10 @@ from steps.images.code_hash import trainer_code_sha256
 from steps.images.trainer_image import TrainerImage
 from steps.lifecycle.bounds import BOUNDS as BOUNDS  # re-exported: the form and the CLI read it here too
 from steps.lifecycle.bounds import DEFAULT_SEED
+from steps.lifecycle.study_lineage import StudyLineage
 from steps.store import validate_name
 from steps.store.run_layout import RunLayout
+from steps.training.contract import PruningSpec
 from steps.training.shape import MAX_NODES, MAX_PROCS_PER_NODE, TrainingShape
 
 
@@ -94,6 +96,9 @@ class RunPlan(BaseModel):
     expected_weights_sha256: str | None = None
     historical: bool = False
     force: bool = False  # never reuse a registered version (steps/lifecycle/training_reuse.py)
+    # A hyperparameter study's trial: which study and trial it is, and how it reports to the pruner.
+    study: StudyLineage | None = None
+    pruning: PruningSpec | None = None
 
     @property
     def layout(self) -> RunLayout:

@@ -189,6 +189,7 @@ def register_model(
         airflow=AirflowLineage(dag_id=plan.dag_id, run_id=plan.airflow_run_id, logical_date=plan.logical_date),
         replay=replay or ReplayRecord(mode="none" if plan.replay == "none" else plan.replay),
         historical=historical,
+        study=plan.study,
         files=files,
         training_identity=identity,
         training_identity_sha256=identity.sha256,

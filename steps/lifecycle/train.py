@@ -28,6 +28,7 @@ def training_job(plan: RunPlan, dataset_hash: str, *, device: str = "auto") -> T
         device=device,
         nodes=plan.nodes,
         procs_per_node=plan.procs_per_node,
+        pruning=plan.pruning,
     )
 
 

@@ -8,6 +8,7 @@
     runs/<run_key>/registered.json      what register made of the run
     runs/<run_key>/reproduction.json    an exact replay's weights comparison
     runs/<run_key>/failures/<step>.json why a step failed, in one line (steps/lifecycle/run_failure.py)
+    runs/<run_key>/study/               a hyperparameter study run by this run (StudyLayout)
 """
 from __future__ import annotations
 
@@ -82,3 +83,72 @@ class RunLayout:
 
     def failure(self, step: str) -> str:
         return validate_key(f"{self.failures_prefix}{step}.json")
+
+    @property
+    def study(self) -> StudyLayout:
+        return StudyLayout(self.run_key)
+
+
+@dataclass(frozen=True)
+class StudyLayout:
+    """A hyperparameter study's keys. The study id is the run key of the DAG run that runs it; each
+    trial is an ordinary run of its own (trial_run_key), so its outputs sit in its own RunLayout.
+
+    runs/<study_id>/study/spec.json                  the validated study plan (create-only)
+    runs/<study_id>/study/journal/<seq>.json         Optuna's journal: one create-only object per record
+    runs/<study_id>/study/waves/<wave>.json          the trials a wave proposed (create-only: the commit point)
+    runs/<study_id>/study/trials/<number>.json       a finished trial's outcome (create-only)
+    runs/<study_id>/study/record.json                the study record: every trial, best first
+    runs/<study_id>/study/optimization-history.png   objective per trial and best so far
+    runs/<study_id>/study/parameters.png             each parameter against the objective
+    """
+
+    study_id: str
+
+    def __post_init__(self) -> None:
+        validate_key(self.prefix)
+
+    @property
+    def prefix(self) -> str:
+        return f"runs/{self.study_id}/study"
+
+    @property
+    def spec(self) -> str:
+        return f"{self.prefix}/spec.json"
+
+    @property
+    def journal_prefix(self) -> str:
+        return f"{self.prefix}/journal/"
+
+    def journal_record(self, sequence: int) -> str:
+        return f"{self.journal_prefix}{sequence:010d}.json"
+
+    @property
+    def waves_prefix(self) -> str:
+        return f"{self.prefix}/waves/"
+
+    def wave(self, wave: int) -> str:
+        return f"{self.waves_prefix}{wave:03d}.json"
+
+    @property
+    def trials_prefix(self) -> str:
+        return f"{self.prefix}/trials/"
+
+    def trial(self, number: int) -> str:
+        return f"{self.trials_prefix}{number:04d}.json"
+
+    @property
+    def record(self) -> str:
+        return f"{self.prefix}/record.json"
+
+    @property
+    def history_plot(self) -> str:
+        return f"{self.prefix}/optimization-history.png"
+
+    @property
+    def parameters_plot(self) -> str:
+        return f"{self.prefix}/parameters.png"
+
+    def trial_run_key(self, number: int) -> str:
+        """The run key of trial `number`: an ordinary run, with its own runs/<key>/ tree."""
+        return f"{self.study_id}-trial-{number:03d}"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -24,6 +24,38 @@ ENV_SCRATCH_DIR = "TRAINYARD_SCRATCH_DIR"
 DEFAULT_SCRATCH_DIR = "/scratch"
 #: Path the KubernetesPodOperator's XCom sidecar reads the result summary from.
 XCOM_RETURN_PATH = "/airflow/xcom/return.json"
+#: What a study may maximise: metrics the trainer reports every epoch as test_<name> (higher is better).
+Objective = Literal["macro_f1", "accuracy"]
+#: Optuna's pruners a study may stop its trials with (steps/training/pruning.py).
+PrunerKind = Literal["none", "median", "hyperband", "successive-halving"]
+OBJECTIVES: tuple[str, ...] = get_args(Objective)
+PRUNERS: tuple[str, ...] = get_args(PrunerKind)
+
+
+class PrunerSpec(BaseModel):
+    """Which Optuna pruner stops a study's trials early, and its settings (steps/training/pruning.py)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: PrunerKind = "median"
+    min_trials: int = Field(default=3, ge=0)  # median: completed trials before it stops any trial
+    start_epoch: int = Field(default=2, ge=1)  # the first epoch after which a trial may be stopped
+    max_epochs: int = Field(ge=1)  # every trial's epoch budget (Hyperband's max resource)
+    reduction_factor: int = Field(default=3, ge=2)  # Hyperband / successive halving
+
+
+class PruningSpec(BaseModel):
+    """A study trial's link to its study: report each epoch's objective, stop when the pruner says so."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    study_id: str  # the study's Optuna journal lives under StudyLayout(study_id)
+    trial_number: int = Field(ge=0)
+    objective: Objective = "macro_f1"
+    pruner: PrunerSpec
+
+
+_JSON_FIELDS = ("hyperparameters", "pruning")
 
 
 class TrainingJob(BaseModel):
@@ -48,10 +80,13 @@ class TrainingJob(BaseModel):
     # torchrun starts nodes × procs_per_node processes; each checks it is one of that many.
     nodes: int = Field(1, ge=1, le=MAX_NODES)
     procs_per_node: int = Field(1, ge=1, le=MAX_PROCS_PER_NODE)
+    pruning: PruningSpec | None = None  # a study trial: report each epoch, stop when pruned
 
     def to_env(self) -> dict[str, str]:
         env: dict[str, str] = {}
         for name, value in self.model_dump().items():
+            if value is None:  # an absent optional field is an absent variable
+                continue
             if isinstance(value, dict):
                 text = canonical_json(value).decode("utf-8")
             else:
@@ -70,7 +105,7 @@ class TrainingJob(BaseModel):
                     missing.append(key)
                 continue
             raw = env[key]
-            values[name] = json.loads(raw) if name == "hyperparameters" else raw
+            values[name] = json.loads(raw) if name in _JSON_FIELDS else raw
         if missing:
             raise ValueError(f"trainer contract incomplete: missing {', '.join(missing)}")
         return cls.model_validate(values)
@@ -121,6 +156,7 @@ class TrainerResult(BaseModel):
     weights_sha256: str
     train_examples: int = 0
     epochs_completed: int = 0
+    status: Literal["completed", "pruned"] = "completed"  # pruned: a study's pruner stopped it early
     wall_time_s: float
     torch_version: str
     num_threads: int

@@ -31,7 +31,7 @@ def fit(
     batch_size: int,
     seed: int,
     device: str,
-    on_epoch: Callable[[dict], None] | None = None,
+    on_epoch: Callable[[dict], bool | None] | None = None,
     evaluate_each_epoch: Callable[[], EvalMetrics] | None = None,
     process: TrainingProcess = ALONE,
 ) -> int:
@@ -62,8 +62,8 @@ def fit(
             metrics = evaluate_each_epoch()
             record.update(test_loss=metrics.loss, test_accuracy=metrics.accuracy, test_macro_f1=metrics.macro_f1)
         record["wall_time_s"] = round(time.perf_counter() - started, 4)
-        if on_epoch is not None:
-            on_epoch(record)
+        if on_epoch is not None and on_epoch(record):
+            return epoch  # an epoch-end hook stopped training (a study's pruner)
     return epochs
 
 

@@ -24,7 +24,7 @@ from steps.training.contract import (
     TrainerResult,
     TrainingJob,
 )
-from steps.training.distributed import TrainingProcess, join_group, leave_group, seed_this_rank
+from steps.training.distributed import TrainingProcess, join_group, leave_group, seed_this_rank, sum_over_ranks
 from steps.training.split import eval_set_hash, example_content_hash, is_test_example
 
 
@@ -70,6 +70,15 @@ def _write_outputs(store, job: TrainingJob, weights_path: Path | None, epochs: l
     xcom_dir = Path(XCOM_RETURN_PATH).parent
     if xcom_dir.is_dir():
         Path(XCOM_RETURN_PATH).write_text(result.model_dump_json())
+
+
+def _pruning_hook(job: TrainingJob, store):
+    """A study's trial reports every epoch and may be stopped early (steps/training/pruning.py)."""
+    if job.pruning is None or job.mode != "train":
+        return None
+    from steps.training.pruning import PruningHook
+
+    return PruningHook(job.pruning, store)
 
 
 def train_or_evaluate(algorithm: TrainerAlgorithm, env: dict[str, str]) -> TrainerResult | None:
@@ -130,15 +139,22 @@ def _train_or_evaluate(
     seed_this_rank(job.seed, process)
     epochs_log: list[dict] = []
     weights_path: Path | None = None
+    pruning = _pruning_hook(job, store) if process.is_main else None  # rank 0 alone reports to the study
     if job.mode == "train":
 
-        def on_epoch(record: dict) -> None:
+        def on_epoch(record: dict) -> bool:
+            stop = False
             if process.is_main:  # every rank holds the same all-reduced record; rank 0 alone writes it
                 epochs_log.append(record)
                 print(json.dumps(record), flush=True)
                 # Rewritten after every epoch so a watcher (`trainyard status`) sees a running trainer's
                 # progress; result.json, written last, still marks the outputs complete.
                 store.put_bytes(job.metrics_output_key, _epochs_jsonl(epochs_log))
+                stop = pruning.after_epoch(record) if pruning else False
+            if job.pruning is None:
+                return stop
+            # Rank 0 decides; every rank stops with it, or the others would wait at the next all-reduce.
+            return sum_over_ranks(process, float(stop))[0] > 0
 
         epochs_done = fit(
             model,
@@ -179,6 +195,7 @@ def _train_or_evaluate(
         weights_sha256=weights_sha,
         train_examples=int(len(train_y)),
         epochs_completed=epochs_done,
+        status="pruned" if pruning and pruning.pruned else "completed",
         wall_time_s=round(time.perf_counter() - started, 3),
         torch_version=torch.__version__.split("+")[0],
         num_threads=torch.get_num_threads(),

@@ -98,3 +98,12 @@ def airflow(artifacts_dir: Path, stack_data: StackData, minio_server: MinioServe
 @pytest.fixture(scope="session")
 def api(airflow: airflow_stack.AirflowStack) -> AirflowClient:
     return AirflowClient(airflow.base_url, airflow.admin_user, airflow.admin_password)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for every UI test (tests/e2e/trigger_form.py)."""
+    from tests.e2e import trigger_form
+
+    with trigger_form.chromium() as browser:
+        yield browser

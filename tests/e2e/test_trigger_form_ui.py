@@ -37,21 +37,11 @@ FORM_VALUES = {
 RUN_TIMEOUT_S = 1200
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with trigger_form.chromium() as browser:
-        yield browser
-
-
 @pytest.fixture
 def page(browser: Browser, airflow, api: AirflowClient) -> Iterator[Page]:
     api.wait_for_dag(DAG_ID)
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    context.set_default_timeout(trigger_form.UI_TIMEOUT_MS)
-    page = context.new_page()
-    trigger_form.log_in(page, airflow.base_url, airflow.admin_user, airflow.admin_password)
-    yield page
-    context.close()
+    with trigger_form.logged_in_page(browser, airflow) as page:
+        yield page
 
 
 def test_filled_params_form_triggers_a_run_that_succeeds_with_those_params(

@@ -73,6 +73,19 @@ def log_in(page: Page, base_url: str, username: str, password: str, next_path: s
     wait_until_ready(page)
 
 
+@contextmanager
+def logged_in_page(browser: Browser, airflow) -> Iterator[Page]:
+    """A fresh browser context, logged in to the stack's UI as its admin."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(UI_TIMEOUT_MS)
+    page = context.new_page()
+    try:
+        log_in(page, airflow.base_url, airflow.admin_user, airflow.admin_password)
+        yield page
+    finally:
+        context.close()
+
+
 def open_trigger_dialog(page: Page, base_url: str, dag_id: str) -> Locator:
     page.goto(f"{base_url}/dags/{dag_id}", timeout=UI_TIMEOUT_MS)
     wait_until_ready(page)
@@ -103,6 +116,22 @@ def fill_param(page: Page, dialog: Locator, label: str, value: object) -> None:
         box = field.get_by_role("textbox")
         box.fill(str(value))
         box.blur()
+
+
+def fill_json_param(page: Page, dialog: Locator, label: str, value: object) -> None:
+    """Replace an object Param's JSON in its code editor, as a user pasting it would (typing key by key
+    would fight the editor's auto-closed brackets and quotes)."""
+    import json
+
+    field = param_field(dialog, label)
+    field.wait_for(timeout=UI_TIMEOUT_MS)
+    editor = field.locator(".monaco-editor")
+    editor.wait_for(timeout=UI_TIMEOUT_MS)
+    editor.click()
+    page.keyboard.press("ControlOrMeta+A")
+    page.keyboard.press("Delete")
+    page.keyboard.insert_text(json.dumps(value))
+    param_field(dialog, "Model name").click()  # leave the editor so the form takes the value
 
 
 def param_value(dialog: Locator, label: str) -> str:

@@ -3,7 +3,8 @@ form (steps.lifecycle.plan) and the local catalog, then trigger the DAG through 
 
 The check imports neither Airflow nor the REST client, so a bad request is refused at once,
 before any network. `submit_run` is generic over the DAG; a DAG adds its own local check to
-LOCAL_CHECKS (training_pipeline's is below).
+LOCAL_CHECKS (training_pipeline's is below); every team's hyperparameter_search DAG gets the
+study's checks (check_study_conf).
 """
 from __future__ import annotations
 
@@ -60,7 +61,25 @@ def check_training_conf(conf: Mapping[str, Any]) -> None:
 LOCAL_CHECKS: dict[str, Callable[[Mapping[str, Any]], None]] = {TRAINING_DAG: check_training_conf}
 
 
+def check_study_conf(dag_id: str, conf: Mapping[str, Any]) -> None:
+    """A hyperparameter study's conf gets the checks its plan_study task makes (steps/tuning): the
+    space, the sampler, the trial counts, the dataset and algorithm. The team is the DAG's unless named."""
+    from steps.catalog.catalog import Catalog
+    from steps.tuning.request import parse_study_request, study_dag_team
+    from steps.tuning.study_plan import check_study_request
+    from trainyard.settings import Settings
+
+    settings = Settings.load()
+    request = parse_study_request({"team": study_dag_team(dag_id), **conf})
+    check_study_request(request, Catalog.load(settings.datasets_catalog, settings.algorithms_catalog))
+
+
 def check_conf(dag_id: str, conf: Mapping[str, Any]) -> None:
+    from steps.tuning.request import study_dag_team
+
+    if study_dag_team(dag_id) is not None:
+        check_study_conf(dag_id, conf)
+        return
     LOCAL_CHECKS.get(dag_id, check_run_params)(conf)
 
 
