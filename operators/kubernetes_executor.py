@@ -24,14 +24,13 @@ from steps.catalog.teams import DEFAULT_TEAMS_PATH, load_teams
 from steps.executors.base import TrainerFailed
 from steps.executors.trainer_process import TrainerProcessOutcome, trainer_result
 from steps.images.trainer_image import TrainerImage
-from steps.kubernetes.pod_spec import TRAINER_CONTAINER, placement_for, render_trainer_pod
+from steps.kubernetes.pod_spec import TRAINER_CONTAINER, TRAINER_STARTUP_TIMEOUT_S, placement_for, render_trainer_pod
 from steps.store import StoreSettings
 from steps.training.contract import TrainerResult, TrainingJob
 from steps.training.trainer_env import redact, trainer_secret_env
 
 log = logging.getLogger(__name__)
 
-STARTUP_TIMEOUT_S = 120  # the provider's default wait for scheduling and for the container to start
 # The kubelet's activeDeadlineSeconds normally ends an overdue pod first (and leaves a failed pod a team
 # may keep); the worker's own timer, this much later, catches a pod that never got that far.
 DEADLINE_GRACE_S = 30
@@ -52,14 +51,14 @@ class KubernetesPodExecutor:
         team: str = "default",
         teams_path: Path = DEFAULT_TEAMS_PATH,
         algorithm: Callable[[str], AlgorithmEntry] = _catalog_algorithm,
-        kubernetes_conn_id: str = "kubernetes_default",
-        startup_timeout_s: int = STARTUP_TIMEOUT_S,
+        kubernetes_conn_id: str | None = None,
+        startup_timeout_s: int = TRAINER_STARTUP_TIMEOUT_S,
         deadline_grace_s: int = DEADLINE_GRACE_S,
         poll_interval_s: float = 1.0,
     ):
         self.team = load_teams(teams_path).team(team)
         self.algorithm = algorithm
-        self.kubernetes_conn_id = kubernetes_conn_id
+        self.kubernetes_conn_id = kubernetes_conn_id or self.team.kubernetes_conn_id
         self.startup_timeout_s = startup_timeout_s
         self.deadline_grace_s = deadline_grace_s
         self.poll_interval_s = poll_interval_s

@@ -6,7 +6,8 @@ same shape as operators/train_operator.py. A failed pod fails the task with its 
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,12 +15,15 @@ from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperato
 from airflow.providers.cncf.kubernetes.utils.container import container_is_succeeded, get_container_status
 from airflow.providers.common.compat.sdk import AirflowException
 from kubernetes.client import models as k8s
+from kubernetes.client.exceptions import ApiException
 
 from operators.failure_recording import plan_run_key, recording_failure
 from operators.xcom import xcom_record
 from steps.catalog.teams import DEFAULT_TEAMS_PATH, TeamEntry, load_teams
+from steps.kubernetes.pod_failure import PodFailure, deleted_pod_failure, pod_failure, quota_refusal
 from steps.kubernetes.pod_spec import (
     TRAINER_CONTAINER,
+    TRAINER_STARTUP_TIMEOUT_S,
     TRAINER_UID,
     ResourceOverrides,
     placement_for,
@@ -43,7 +47,14 @@ SIDECAR_SECURITY_CONTEXT = k8s.V1SecurityContext(
 
 
 class TrainerPodFailed(AirflowException):
-    """The trainer pod did not succeed; the message carries why and the pod's last log lines."""
+    """The trainer pod did not succeed (or was refused): the first line says why, the rest is the
+    trainer's last log lines; failure_kind and retryable go to runs/<run_key>/failures/train.json."""
+
+    def __init__(self, message: str, failure: PodFailure):
+        super().__init__(message)
+        self.failure_kind = failure.kind
+        if failure.retryable is not None:
+            self.retryable = failure.retryable
 
 
 def run_for_team(plan: Any, team: TeamEntry) -> RunPlan:
@@ -98,7 +109,8 @@ class TrainerPodOperator(KubernetesPodOperator):
         self.team_entry = load_teams(teams_path).team(team)
         keep = self.team_entry.keep_failed_pods if keep_failed_pods is None else keep_failed_pods
         kwargs.setdefault("pool", self.team_entry.pool)
-        kwargs.setdefault("kubernetes_conn_id", "kubernetes_default")
+        kwargs.setdefault("kubernetes_conn_id", self.team_entry.kubernetes_conn_id)
+        kwargs.setdefault("startup_timeout_seconds", TRAINER_STARTUP_TIMEOUT_S)
         kwargs.setdefault("on_finish_action", "delete_succeeded_pod" if keep else "delete_pod")
         super().__init__(
             task_id=task_id,
@@ -137,9 +149,20 @@ class TrainerPodOperator(KubernetesPodOperator):
     def execute(self, context: Any) -> dict:
         from operators.training_reuse import skip_if_already_trained
 
-        with recording_failure(self.task_id, context, plan_run_key(self.plan)):
+        with recording_failure(self.task_id, context, plan_run_key(self.plan)), self._refusals_explained():
             skip_if_already_trained(xcom_record(self.plan), xcom_record(self.snapshot), context)  # before any pod exists
             return self._trainer_result(super().execute(context))
+
+    @contextmanager
+    def _refusals_explained(self) -> Iterator[None]:
+        """The API server's refusal to create the pod, in one line instead of an HTTP dump."""
+        try:
+            yield
+        except ApiException as error:
+            refusal = quota_refusal(error, self.team_entry.namespace)
+            if refusal is None:
+                raise
+            raise TrainerPodFailed(refusal.reason, refusal) from None
 
     def trigger_reentry(self, context: Any, event: dict[str, Any]) -> Any:
         with recording_failure(self.task_id, context, plan_run_key(self.plan)):
@@ -157,48 +180,57 @@ class TrainerPodOperator(KubernetesPodOperator):
         return result.model_dump(mode="json")
 
     def cleanup(self, pod: k8s.V1Pod, remote_pod: k8s.V1Pod, xcom_result: dict | None = None, context: Any = None) -> None:
+        if not remote_pod and self.pod is not None:
+            # Created, but the provider's label lookup right after creation can come back empty:
+            # judge the pod by name rather than let a later error (e.g. the XCom sidecar's) speak.
+            remote_pod = self.pod
         if self._killed or not remote_pod:
             return super().cleanup(pod, remote_pod, xcom_result, context)
         # The pod read at start may be stale (killed at its deadline since): judge the latest state,
         # and read the log tail before the provider deletes the pod.
+        deleted = False
         try:
             remote_pod = self.pod_manager.read_pod(remote_pod)
-        except Exception:  # deleted or unreachable: the last known state is all there is
+        except ApiException as error:
+            deleted = error.status == 404
+        except Exception:  # unreachable: the last known state is all there is
             pass
-        failure = None if container_is_succeeded(remote_pod, self.base_container_name) else self.describe_failure(remote_pod)
+        failure = None
+        # The pod's phase is the verdict: at its deadline the kubelet stops the trainer, which may
+        # still exit 0 ("Completed", seen on the tier), while the pod is Failed (DeadlineExceeded).
+        pod_failed = remote_pod.status is not None and remote_pod.status.phase == "Failed"
+        if deleted or pod_failed or not container_is_succeeded(remote_pod, self.base_container_name):
+            failure = self.describe_failure(remote_pod, deleted=deleted)
         try:
             super().cleanup(pod, remote_pod, xcom_result, context)
         except AirflowException:
             if failure is None:
                 raise
-            raise TrainerPodFailed(failure) from None
+            raise failure from None
+        if failure is not None:  # a deleted pod can look succeeded to the provider's stale copy
+            raise failure
 
-    def describe_failure(self, pod: k8s.V1Pod) -> str:
+    def describe_failure(self, pod: k8s.V1Pod, *, deleted: bool = False) -> TrainerPodFailed:
+        """One line on why (from the pod's latest status), then the trainer's last log lines."""
         from steps.training.trainer_env import redact, trainer_secret_env
 
-        status = pod.status or k8s.V1PodStatus()
-        lines = [f"trainer pod {pod.metadata.namespace}/{pod.metadata.name} failed (phase {status.phase})"]
-        if status.reason == "DeadlineExceeded":
-            lines.append(f"DeadlineExceeded: it ran longer than activeDeadlineSeconds={pod.spec.active_deadline_seconds}")
-        elif status.reason:
-            lines.append(f"{status.reason}: {status.message or ''}".rstrip(": "))
+        failure = deleted_pod_failure(pod) if deleted else pod_failure(pod, TRAINER_CONTAINER)
         container = get_container_status(pod, TRAINER_CONTAINER)
         terminated = container.state.terminated if container and container.state else None
-        waiting = container.state.waiting if container and container.state else None
-        if terminated:
-            lines.append(f"trainer exited with code {terminated.exit_code} ({terminated.reason})")
-        elif waiting:  # never started: ErrImagePull, CreateContainerConfigError (e.g. a missing Secret), ...
-            lines.append(f"trainer never started: {waiting.reason}: {waiting.message or ''}".rstrip(": "))
-        tail = self._log_tail(pod) or (terminated.message if terminated else "") or "(no log output)"
-        lines.append(f"last log lines:\n{tail.rstrip()}")
+        # The kubelet keeps the log tail as the termination message (FallbackToLogsOnError): it
+        # outlives log rotation and the pod's deletion, so it comes first.
+        kept = terminated.message if terminated else ""
+        tail = kept or ("" if deleted else self._log_tail(pod)) or "(no log output)"
+        source = "the kubelet's termination message" if kept else "the pod's log"
+        text = f"{failure.reason}\nlast log lines ({source}):\n{tail.rstrip()}"
         try:
             from operators.context import load_settings
 
             secrets = trainer_secret_env(load_settings().store)
         except Exception:  # without the secrets we cannot redact: withhold the log rather than risk it
-            lines[-1] = "(log tail withheld: the store settings needed to redact it could not be loaded)"
+            text = f"{failure.reason}\n(log tail withheld: the store settings needed to redact it could not be loaded)"
             secrets = {}
-        return redact("\n".join(lines), secrets)
+        return TrainerPodFailed(redact(text, secrets), failure)
 
     def _log_tail(self, pod: k8s.V1Pod) -> str:
         try:

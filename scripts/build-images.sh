@@ -38,6 +38,9 @@ BASE_PACKAGES=python3,ca-certificates
 # Bump when the base recipe below changes in a way the hash inputs do not show.
 BASE_RECIPE_VERSION=1
 INPUTS_LABEL=io.trainyard.inputs-sha256
+# Superseded builds younger than this are kept: on a machine with several checkouts (worktrees)
+# each builds its own inputs, and removing another's fresh build breaks its push mid-way.
+KEEP_RECENT_BUILDS_S=${TRAINYARD_KEEP_RECENT_BUILDS_S:-7200}
 # CUDA wheels torch lists as dependencies that a CPU trainer never loads: `import torch`
 # and CPU training work without them (checked with torch 2.15.0 when this list was made).
 # Everything torch dlopens at import (cudart, cublas, cudnn, nccl, ...) stays in the lock.
@@ -150,8 +153,15 @@ build_trainer() {
     local algorithm=$1 inputs tag started
     inputs=$(trainer_inputs_sha256 "$algorithm")
     tag="localhost/$IMAGE_NAMESPACE/$algorithm:inputs-${inputs:0:16}"
+    local pushed="${PUSH_REGISTRY:-none}/$IMAGE_NAMESPACE/$algorithm:inputs-${inputs:0:16}"
     if image_exists "$tag" && [ -z "${TRAINYARD_REBUILD:-}" ]; then
         log "$algorithm: cached $tag"
+    elif [ -n "${PUSH_REGISTRY:-}" ] && [ -z "${TRAINYARD_REBUILD:-}" ] && remote_image_exists "$pushed"; then
+        # Built from the same inputs and pushed before (the local copy may be gone: disk, or
+        # another checkout's build tidying up): tag it in the registry instead of rebuilding.
+        log "$algorithm: cached in the registry as $pushed"
+        TRAINER_TAGS[$algorithm]=$pushed
+        return
     else
         started=$(now_s)
         log "$algorithm: building FROM $BASE_REF"
@@ -178,6 +188,8 @@ forget_older_builds() {
     for old in $(podman_ images --noheading --format '{{.Repository}}:{{.Tag}}' "$repository"); do
         case "$old" in "$keep") continue ;; "$repository":inputs-*) ;; *) continue ;; esac
         [ "$(podman_ image inspect --format '{{.Id}}' "$old")" = "$(podman_ image inspect --format '{{.Id}}' "$keep")" ] && continue
+        # Another checkout on this machine may have just built it and be pushing it right now.
+        [ $(($(date +%s) - $(podman_ image inspect --format '{{.Created.Unix}}' "$old"))) -lt "$KEEP_RECENT_BUILDS_S" ] && continue
         names=$(podman_ image inspect --format '{{range .RepoTags}}{{.}} {{end}}{{range .RepoDigests}}{{.}} {{end}}' "$old")
         for name in $names; do
             case "$name" in "$repository":inputs-* | "$repository"@sha256:* | 127.0.0.1:*/* | localhost:*/*) ;; *) continue 2 ;; esac
@@ -187,6 +199,8 @@ forget_older_builds() {
 }
 
 registry_answers() { curl -fsS -o /dev/null --max-time 2 "http://$1/v2/"; }
+
+remote_image_exists() { skopeo inspect --tls-verify=false --raw "docker://$1" >/dev/null 2>&1; }
 
 ensure_registry() {
     local registry=$1
@@ -207,8 +221,18 @@ push_and_register() {
     # A loopback registry speaks plain http; anything else must be TLS.
     local tls=(--tls-verify=true)
     case "$registry" in 127.0.0.1:* | localhost:*) tls=(--tls-verify=false) ;; esac
-    podman_ push "${tls[@]}" --quiet --digestfile "$digest_file" "${TRAINER_TAGS[$algorithm]}" "docker://$reference" >&2
-    digest=$(cat "$digest_file")
+    case "${TRAINER_TAGS[$algorithm]}" in
+        localhost/*)
+            podman_ push "${tls[@]}" --quiet --digestfile "$digest_file" "${TRAINER_TAGS[$algorithm]}" "docker://$reference" >&2
+            digest=$(cat "$digest_file")
+            # The inputs tag lets a later build of the same inputs skip building (build_trainer).
+            podman_ push "${tls[@]}" --quiet "${TRAINER_TAGS[$algorithm]}" \
+                "docker://$registry/$IMAGE_NAMESPACE/${TRAINER_TAGS[$algorithm]##*/}" >&2 ;;
+        *)  # already in this registry under its inputs tag: copy the manifest, no layer moves
+            skopeo copy --quiet "${tls[@]/tls-verify/src-tls-verify}" "${tls[@]/tls-verify/dest-tls-verify}" \
+                --digestfile "$digest_file" "docker://${TRAINER_TAGS[$algorithm]}" "docker://$reference" >&2
+            digest=$(cat "$digest_file") ;;
+    esac
     rm -f "$digest_file"
     log "$algorithm: pushed $reference@$digest in $(elapsed "$started")s"
     "$PYTHON" - "$algorithm" "$reference" "$digest" "$version" <<'EOF'
@@ -248,6 +272,8 @@ main() {
     BASE_REF=""
     declare -gA TRAINER_TAGS=()
     build_base
+    PUSH_REGISTRY=""
+    if [ "$push" -eq 1 ] && registry_answers "$registry"; then PUSH_REGISTRY=$registry; fi
     for algorithm in "${ALGORITHMS[@]}"; do build_trainer "$algorithm"; done
     if [ "$push" -eq 1 ]; then
         STARTED_REGISTRY_DIR=""

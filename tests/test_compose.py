@@ -67,11 +67,10 @@ def is_one_shot(service: dict) -> bool:
 
 
 def kubernetes_conn_id_of_train_operator() -> str:
-    # operators/train_pod.py passes the id as a literal default (no constant to import yet).
-    source = (REPO_ROOT / "operators" / "train_pod.py").read_text()
-    match = re.search(r'setdefault\("kubernetes_conn_id", "([^"]+)"\)', source)
-    assert match, "operators/train_pod.py no longer names its kubernetes connection id as expected"
-    return match.group(1)
+    """The connection the default team's train task creates its pods with (config/teams.yaml)."""
+    from steps.catalog.teams import load_teams
+
+    return load_teams().team("default").kubernetes_conn_id
 
 
 # -- structure ---------------------------------------------------------------------------------

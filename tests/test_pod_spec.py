@@ -65,6 +65,9 @@ def minio_env(monkeypatch):
     monkeypatch.setenv("TRAINYARD_MINIO_ACCESS_KEY", ACCESS_KEY)
     monkeypatch.setenv("TRAINYARD_MINIO_SECRET_KEY", SECRET_KEY)
     monkeypatch.delenv("TRAINYARD_EXECUTOR", raising=False)
+    # Each team's pods are created through its own connection (config/teams.yaml kubernetes_conn_id).
+    for team in ("vision", "nlp"):
+        monkeypatch.setenv(f"AIRFLOW_CONN_KUBERNETES_{team.upper()}", '{"conn_type": "kubernetes"}')
 
 
 def operator(**kwargs):
@@ -231,10 +234,11 @@ def test_result_comes_back_through_the_xcom_sidecar(minio_env):
     assert [c["name"] for c in pod["spec"]["containers"]] == ["base", "airflow-xcom-sidecar"]
 
 
-def test_team_picks_namespace_pool_and_whether_failed_pods_are_kept(minio_env):
+def test_team_picks_namespace_pool_connection_and_whether_failed_pods_are_kept(minio_env):
     default, vision = operator(), operator(team="vision")
     assert (default.pool, default.on_finish_action.value) == ("trainyard-default", "delete_pod")
     assert (vision.pool, vision.on_finish_action.value) == ("trainyard-vision", "delete_succeeded_pod")
+    assert (default.kubernetes_conn_id, vision.kubernetes_conn_id) == ("kubernetes_default", "kubernetes_vision")
     assert operator(keep_failed_pods=True).on_finish_action.value == "delete_succeeded_pod"
     assert vision.build_pod_request_obj(dry_run=True).metadata.namespace == "trainyard-vision"
 

@@ -1,8 +1,10 @@
-"""TrainerPodOperator's execute path against a stand-in Kubernetes API.
+"""TrainerPodOperator's guards that the real tier (tests/kubernetes, make test-kubernetes)
+does not reach: a kept failed pod, a result missing or for another dataset, a deferred pod
+past its deadline.
 
-These tests mock because no Kubernetes API server can run on this machine. As in the
-provider's own tests, the mock sits at the API boundary: the real operator, hook,
-PodManager and trigger run, and only CoreV1Api's HTTP methods (plus the exec websocket
+The real tier runs the success, failure and deferrable paths on a real cluster; these few stay
+here, fast and in every `make test`, with a stand-in at the API boundary: the real operator,
+hook, PodManager and trigger run, and only CoreV1Api's HTTP methods (plus the exec websocket
 the XCom sidecar is read through) answer from FakeCluster, which plays the kubelet's part.
 """
 from __future__ import annotations
@@ -236,9 +238,11 @@ def install_fake_cluster(monkeypatch) -> FakeCluster:
     monkeypatch.setenv("TRAINYARD_MINIO_ENDPOINT", "minio.trainyard.svc:9000")
     monkeypatch.setenv("TRAINYARD_MINIO_ACCESS_KEY", ACCESS_KEY)
     monkeypatch.setenv("TRAINYARD_MINIO_SECRET_KEY", SECRET_KEY)
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_KUBERNETES_DEFAULT", json.dumps({"conn_type": "kubernetes", "extra": {"kube_config": KUBE_CONFIG}})
-    )
+    for team in ("default", "vision", "nlp"):  # each team's connection (config/teams.yaml kubernetes_conn_id)
+        monkeypatch.setenv(
+            f"AIRFLOW_CONN_KUBERNETES_{team.upper()}",
+            json.dumps({"conn_type": "kubernetes", "extra": {"kube_config": KUBE_CONFIG}}),
+        )
     fake = FakeCluster(
         log_lines=[f"epoch {i}/2 loss=0.{9 - i}" for i in range(1, 3)] + ["wrote result.json"],
         xcom=trainer_result(),
@@ -266,36 +270,6 @@ def run_train_task(**kwargs):
     return operator, context
 
 
-def test_successful_pod_returns_the_trainer_result_and_is_deleted(cluster):
-    operator, context = run_train_task()
-    result = operator.execute(context)
-
-    assert result == trainer_result()  # the same shape operators/train_operator.py returns
-    assert result["metrics"]["macro_f1"] == 0.92
-    submitted = cluster.created[0]
-    assert submitted["metadata"]["namespace"] == "trainyard"
-    assert submitted["spec"]["containers"][0]["image"].endswith("@sha256:" + "ab12" * 16)
-    assert context["ti"].pushed["pod_namespace"] == "trainyard"
-    assert cluster.deleted == [submitted["metadata"]["name"]]
-    assert SECRET_KEY not in json.dumps(cluster.created) and ACCESS_KEY not in json.dumps(cluster.created)
-
-
-def test_failed_pod_fails_the_task_with_the_log_tail(cluster):
-    from operators.train_pod import TrainerPodFailed
-
-    cluster.outcome = "failed"
-    cluster.xcom = None
-    cluster.log_lines = [f"step {i}" for i in range(100)] + ["RuntimeError: CUDA out of memory"]
-    operator, context = run_train_task(log_tail_lines=5)
-
-    with pytest.raises(TrainerPodFailed) as failed:
-        operator.execute(context)
-
-    message = str(failed.value)
-    assert "trainer exited with code 1" in message
-    assert "RuntimeError: CUDA out of memory" in message and "step 99" in message
-    assert "step 50" not in message  # the tail, not the whole log
-    assert cluster.deleted  # default team does not keep failed pods
 
 
 def test_failed_pod_is_kept_when_the_team_keeps_failed_pods(cluster):
@@ -309,41 +283,7 @@ def test_failed_pod_is_kept_when_the_team_keeps_failed_pods(cluster):
     assert cluster.labels[cluster.created[0]["metadata"]["name"]]["already_checked"] == "True"
 
 
-def test_deadline_exceeded_says_so(cluster):
-    from operators.train_pod import TrainerPodFailed
 
-    cluster.outcome = "deadline"
-    cluster.log_lines = ["epoch 1/200", "epoch 2/200"]
-    operator, context = run_train_task()
-
-    with pytest.raises(TrainerPodFailed) as failed:
-        operator.execute(context)
-
-    message = str(failed.value)
-    assert "DeadlineExceeded" in message and "activeDeadlineSeconds=3600" in message
-    assert "epoch 2/200" in message
-
-
-def test_image_that_cannot_be_pulled_fails_naming_the_pull_error(cluster):
-    from operators.train_pod import TrainerPodFailed
-
-    cluster.outcome = "unpullable"
-    operator, context = run_train_task()
-    with pytest.raises(TrainerPodFailed) as failed:
-        operator.execute(context)
-    assert "trainer never started: ErrImagePull: manifest unknown" in str(failed.value)
-    assert cluster.deleted
-
-
-def test_failure_message_never_shows_a_secret(cluster):
-    from operators.train_pod import TrainerPodFailed
-
-    cluster.outcome = "failed"
-    cluster.log_lines = [f"connecting with secret {SECRET_KEY}", "AccessDenied"]
-    operator, context = run_train_task()
-    with pytest.raises(TrainerPodFailed) as failed:
-        operator.execute(context)
-    assert SECRET_KEY not in str(failed.value) and "AccessDenied" in str(failed.value)
 
 
 def test_pod_that_wrote_no_result_fails_the_task(cluster):
@@ -360,26 +300,6 @@ def test_result_for_another_dataset_is_refused(cluster):
         operator.execute(context)
 
 
-def test_deferrable_run_defers_to_the_pod_trigger_then_returns_the_result(cluster):
-    from airflow.providers.cncf.kubernetes.triggers.pod import KubernetesPodTrigger
-    from airflow.sdk.exceptions import TaskDeferred
-
-    operator, context = run_train_task(deferrable=True)
-    with pytest.raises(TaskDeferred) as deferred:
-        operator.execute(context)
-
-    trigger = deferred.value.trigger
-    assert isinstance(trigger, KubernetesPodTrigger)
-    assert deferred.value.method_name == "trigger_reentry"
-    assert (trigger.pod_namespace, trigger.on_finish_action) == ("trainyard", "delete_pod")
-    assert trigger.pod_name == cluster.created[0]["metadata"]["name"]
-
-    # The triggerer saw the pod finish; a fresh operator instance resumes, as after a real deferral.
-    resumed, context = run_train_task(deferrable=True)
-    result = resumed.trigger_reentry(context, {"status": "success", "name": trigger.pod_name, "namespace": "trainyard"})
-    assert result == trainer_result()
-    assert cluster.deleted == [trigger.pod_name]
-
 
 def test_deferrable_run_past_its_deadline_fails_with_the_reason(cluster):
     from airflow.sdk.exceptions import TaskDeferred
@@ -392,42 +312,8 @@ def test_deferrable_run_past_its_deadline_fails_with_the_reason(cluster):
         operator.execute(context)
     name = cluster.created[0]["metadata"]["name"]
     resumed, context = run_train_task(deferrable=True)
-    with pytest.raises(TrainerPodFailed, match="DeadlineExceeded"):
+    with pytest.raises(TrainerPodFailed, match="ran past its deadline: the kubelet stopped it at activeDeadlineSeconds=3600"):
         resumed.trigger_reentry(context, {"status": "failed", "name": name, "namespace": "trainyard", "message": "Pod failed"})
-
-
-def test_train_task_wired_in_a_dag_waits_for_validation_and_renders_upstream_xcoms(cluster):
-    """The wiring dags/training_pipeline.py uses: plan/snapshot/validation XComArgs in, TrainerResult out."""
-    from airflow.sdk import DAG, task
-
-    from operators.train_pod import TrainerPodOperator
-
-    with DAG(dag_id="training_pipeline", schedule=None):
-        @task(task_id="plan")
-        def plan_task():
-            return make_plan()
-
-        @task(task_id="snapshot")
-        def snapshot_task(plan):
-            return SNAPSHOT
-
-        @task(task_id="validate", multiple_outputs=False)
-        def validate_task(plan, snapshot):
-            return {"report_key": "r", "expectations_evaluated": 3}
-
-        plan = plan_task()
-        snapshot = snapshot_task(plan)
-        validation = validate_task(plan, snapshot)
-        train = TrainerPodOperator(plan=plan, snapshot=snapshot, validation=validation, startup_check_interval_seconds=0)
-
-    assert train.upstream_task_ids == {"plan", "snapshot", "validate"}
-    assert train.pool == "trainyard-default"
-    ti = TaskInstanceStub(upstream_results={"plan": make_plan(), "snapshot": SNAPSHOT, "validate": {"report_key": "r"}})
-    context = {"ti": ti, "run_id": ti.run_id, "dag": train.dag}
-    train.render_template_fields(context)
-    assert train.execute(context) == trainer_result()
-    assert cluster.created[0]["metadata"]["labels"]["trainyard.io/dataset-hash"] == DATASET_HASH[:12]
-
 
 
 def test_a_training_already_registered_creates_no_pod_and_names_the_version(monkeypatch, tmp_path):

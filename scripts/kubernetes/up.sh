@@ -422,8 +422,12 @@ rotateCertificates: false
 serializeImagePulls: false
 # The sandbox cannot lower oom_score_adj (no CAP_SYS_RESOURCE); the default -999 only fails.
 oomScoreAdj: 0
-# A shared development machine: evict only when it is really out of memory or disk.
-evictionHard: {memory.available: "100Mi", nodefs.available: "1%", imagefs.available: "1%", nodefs.inodesFree: "1%"}
+# A shared development machine: evict only when it is really out of memory or disk. Absolute
+# disk floors: 1% of a large disk (2.7 GB) was crossed for minutes by other builds on the machine,
+# and each time the kubelet tainted the node and deleted the pulled 2.7 GB trainer image.
+evictionHard: {memory.available: "100Mi", nodefs.available: "512Mi", imagefs.available: "512Mi", nodefs.inodesFree: "1%"}
+# Untaint soon after the pressure passes (default 5 min, during which no pod is scheduled).
+evictionPressureTransitionPeriod: 30s
 imageGCHighThresholdPercent: 99
 imageGCLowThresholdPercent: 98
 EOF

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 from kubernetes.utils import parse_quantity
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from steps.catalog.catalog import UnknownName
 from steps.catalog.catalog_file import read_catalog_file
@@ -86,6 +86,15 @@ class TeamEntry(BaseModel):
     keep_failed_pods: bool = False
     max_overrides: MaxOverrides = MaxOverrides()
     gpu_pool: GpuPool = GpuPool()
+    # The Airflow connection whose credentials create this team's pods; RBAC binds each team's
+    # worker identity in its own namespace only (deploy/rbac.yaml). Default: kubernetes_<team>.
+    kubernetes_conn_id: str = ""
+
+    @model_validator(mode="after")
+    def _default_connection(self) -> TeamEntry:
+        if not self.kubernetes_conn_id:
+            object.__setattr__(self, "kubernetes_conn_id", f"kubernetes_{self.name}")
+        return self
 
     @field_validator("name", "namespace", "store_secret")
     @classmethod

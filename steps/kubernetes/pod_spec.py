@@ -22,6 +22,10 @@ from steps.training.trainer_env import trainer_public_env, trainer_secret_env
 
 TRAINER_CONTAINER = "base"  # the name KubernetesPodOperator follows logs and exit status of
 TRAINER_UID = 10001
+# How long a trainer pod may take to be scheduled and to start. The provider's default (120 s) is
+# shorter than a node's first pull of a multi-GB trainer image on a busy node (2.7 GB took 60-180 s
+# on the test tier); a missing image still fails at once (ErrImagePull), and the deadline still holds.
+TRAINER_STARTUP_TIMEOUT_S = 600
 SCRATCH_VOLUME = "scratch"
 STORE_VOLUME = "store"
 GPU_RESOURCE = "nvidia.com/gpu"

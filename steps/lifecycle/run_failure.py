@@ -30,6 +30,7 @@ RETRYABLE_BY_KIND = {
     "evicted": True,
     "image-pull": True,
     "rendezvous": True,  # the nodes of a multi-node run never met (one not scheduled, not reachable)
+    "quota-exceeded": True,  # the namespace's ResourceQuota refused the pod (unless it asks more than the whole)
     "trainer-exit": True,  # the trainer exited non-zero
     "stopped": True,  # the task was killed (a cancelled run, a worker shutdown) and stopped its trainer
     "error": True,  # anything else

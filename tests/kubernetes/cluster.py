@@ -5,8 +5,14 @@ scripts/kubernetes/up.sh starts the cluster and writes cluster.json (read here i
 """
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +20,15 @@ from kubernetes import client, config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS_DIR = REPO_ROOT / "scripts" / "kubernetes"
-TOOLS_BIN = REPO_ROOT / ".tools" / "kubernetes" / "bin"
+TOOLS_DIR = REPO_ROOT / ".tools" / "kubernetes"
+TOOLS_BIN = TOOLS_DIR / "bin"
+# The lock up.sh and down.sh take (scripts/kubernetes/settings.sh); a test session holds it
+# from bring-up to teardown, because the tier's ports and bridge are fixed: one cluster a machine.
+LOCK_FILE = TOOLS_DIR / "cluster.lock"
+LOCK_HOLDER_FILE = TOOLS_DIR / "cluster.lock.holder"
+# A whole other test session may be ahead in the queue (make test-kubernetes: ~10 min warm).
+LOCK_WAIT_TIMEOUT_S = 3600
+LOCK_WAIT_REPORT_S = 60
 KUBERNETES_VERSION = "1.34.4"
 # Generous: on a loaded 2-core machine the API server alone has taken 10 s to get ready, and a
 # first bring-up also pushes the tier's images into the registry.
@@ -80,11 +94,55 @@ def cluster_is_up() -> bool:
     return subprocess.run(["bash", str(SCRIPTS_DIR / "status.sh")], capture_output=True, check=False).returncode == 0
 
 
+@contextmanager
+def exclusive_cluster() -> Iterator[None]:
+    """Hold the tier's lock: another test session on this machine queues here (saying so on
+    the terminal) instead of sharing the cluster and tearing it down under this one."""
+    LOCK_FILE.parent.mkdir(parents=True, exist_ok=True)
+    with open(LOCK_FILE, "a") as lock:
+        started = time.monotonic()
+        next_report_s = 0.0
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                waited_s = time.monotonic() - started
+                if waited_s > LOCK_WAIT_TIMEOUT_S:
+                    raise ClusterError(
+                        f"the Kubernetes tier stayed locked by {_lock_holder()} for {waited_s:.0f}s ({LOCK_FILE})"
+                    ) from None
+                if waited_s >= next_report_s:
+                    next_report_s += LOCK_WAIT_REPORT_S
+                    # Straight to the terminal: pytest captures a fixture's output until the test ends.
+                    print(
+                        f"\nwaiting for the Kubernetes tier ({waited_s:.0f}s so far): it is in use by "
+                        f"{_lock_holder()}; only one cluster can run on this machine",
+                        file=sys.__stderr__, flush=True,
+                    )
+                time.sleep(1)
+        LOCK_HOLDER_FILE.write_text(f"pid {os.getpid()} ({' '.join(sys.argv)[:200]}) since {time.strftime('%H:%M:%S')}\n")
+        try:
+            yield
+        finally:
+            LOCK_HOLDER_FILE.unlink(missing_ok=True)
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _lock_holder() -> str:
+    try:
+        return LOCK_HOLDER_FILE.read_text().strip() or "another process"
+    except OSError:
+        return "another process (make k8s-up or k8s-down)"
+
+
 def _run_script(name: str, timeout_s: float) -> str:
+    # The caller holds the lock (exclusive_cluster); the script must not wait for it.
+    env = {**os.environ, "TRAINYARD_KUBERNETES_LOCK_HELD": "1"}
     try:
         result = subprocess.run(
             ["bash", str(SCRIPTS_DIR / name)], capture_output=True, text=True, timeout=timeout_s, cwd=REPO_ROOT,
-            check=False,
+            check=False, env=env,
         )
     except subprocess.TimeoutExpired as error:
         raise ClusterError(f"scripts/kubernetes/{name} did not finish within {timeout_s:.0f}s") from error

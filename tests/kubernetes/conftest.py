@@ -20,10 +20,19 @@ from tests.kubernetes.cluster import (
     KubernetesCluster,
     bring_up,
     cluster_is_up,
+    exclusive_cluster,
     tear_down,
     tools_are_built,
 )
 from tests.kubernetes.identities import ServiceAccountIdentity, team_worker_identity
+from tests.kubernetes.pipeline_tier import (
+    BUCKET_PREFIX,
+    KubernetesPipelineTier,
+    build_push_and_register,
+    create_store_secrets,
+    start_tier_minio,
+    team_connections,
+)
 
 DEPLOY_DIR = REPO_ROOT / "deploy"
 TEAMS_PATH = REPO_ROOT / "config" / "teams.yaml"
@@ -40,13 +49,14 @@ def kubernetes_cluster() -> Iterator[KubernetesCluster]:
             "scripts/ensure-kubernetes.sh (a cold build takes 12-25 min) or make test-kubernetes",
             pytrace=False,
         )
-    already_up = cluster_is_up()
-    cluster = bring_up()
-    try:
-        yield cluster
-    finally:
-        if not already_up:
-            tear_down()
+    with exclusive_cluster():
+        already_up = cluster_is_up()
+        cluster = bring_up()
+        try:
+            yield cluster
+        finally:
+            if not already_up:
+                tear_down()
 
 
 @pytest.fixture(scope="session")
@@ -121,3 +131,39 @@ def team_worker(
         return identities[team]
 
     return identity
+
+
+@pytest.fixture(scope="session")
+def kubernetes_pipeline(
+    kubernetes_cluster: KubernetesCluster,
+    core_v1: client.CoreV1Api,
+    team_namespaces: dict[str, str],
+    team_worker: Callable[[str], ServiceAccountIdentity],
+    tmp_path_factory,
+) -> Iterator[KubernetesPipelineTier]:
+    """Everything a training_pipeline run needs on the tier: MinIO on the bridge, the trainer
+    images in the tier's registry with digests registered, the store Secret in every team
+    namespace and a kubernetes_<team> Airflow connection per team (apply `.env()`)."""
+    minio = start_tier_minio(kubernetes_cluster, tmp_path_factory.mktemp("tier-minio"))
+    try:
+        store = minio.settings(bucket_prefix=BUCKET_PREFIX)
+        images = build_push_and_register(kubernetes_cluster, store)
+        create_store_secrets(core_v1, store)
+        yield KubernetesPipelineTier(
+            cluster=kubernetes_cluster,
+            minio=minio,
+            store=store,
+            images=images,
+            team_namespaces=team_namespaces,
+            connections=team_connections(kubernetes_cluster, team_worker),
+        )
+    finally:
+        minio.stop()
+
+
+@pytest.fixture
+def pipeline_env(kubernetes_pipeline: KubernetesPipelineTier, monkeypatch) -> KubernetesPipelineTier:
+    """A test that runs as the tier's Airflow worker: store, executor and connections in its env."""
+    for name, value in kubernetes_pipeline.env().items():
+        monkeypatch.setenv(name, value)
+    return kubernetes_pipeline

@@ -6,102 +6,40 @@ same weights the subprocess executor gets from the same job at 1 node x 2 proces
 """
 from __future__ import annotations
 
-import os
 import secrets
-import subprocess
-from collections.abc import Iterator
 
 import pytest
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 from steps.catalog.teams import load_teams
 from steps.images.trainer_image import TrainerImage
 from steps.kubernetes.indexed_job import indexed_job_name, render_indexed_job
 from steps.kubernetes.pod_spec import placement_for
-from steps.store import StoreSettings, open_store
+from steps.store import open_store
 from steps.store.run_layout import RunLayout
 from steps.training.contract import TrainerResult
-from tests.kubernetes.cluster import REPO_ROOT, KubernetesCluster
 from tests.kubernetes.pods import describe_pod, pod_log, wait_for_job_condition
-from tests.minio_server import MinioServer, ensure_minio_binaries
 
 pytestmark = [pytest.mark.kubernetes, pytest.mark.minio, pytest.mark.registry, pytest.mark.slow]
 
-# Fixed, not picked: only the holder of the tier's lock has the bridge it listens on.
-TIER_MINIO_PORT = 9002
 TEAM = "default"
-# A cached trainer image only pushes and registers; a cold one builds for ~15 min on 2 cores.
-BUILD_IMAGES_TIMEOUT_S = 3600
 # Both nodes' first image pull, start-up and 2 epochs of the digits CNN on a loaded 2-core machine.
 JOB_FINISH_TIMEOUT_S = 900
 
 
-@pytest.fixture(scope="module")
-def tier_store(kubernetes_cluster: KubernetesCluster, tmp_path_factory) -> Iterator[StoreSettings]:
-    """MinIO on the bridge's gateway, the one address pods reach on the machine."""
-    minio_bin, mc_bin = ensure_minio_binaries()
-    root = tmp_path_factory.mktemp("tier-minio")
-    server = MinioServer(
-        binary=minio_bin, mc_binary=mc_bin, data_dir=root / "data", log_path=root / "minio.log",
-        port=TIER_MINIO_PORT, access_key="ty-" + secrets.token_hex(6), secret_key=secrets.token_urlsafe(24),
-        host=kubernetes_cluster.node_ip,
-    )
-    server.start()
-    try:
-        yield server.settings()
-    finally:
-        server.stop()
-
-
-def store_env(store: StoreSettings) -> dict[str, str]:
-    return {
-        "TRAINYARD_STORE": "minio", "TRAINYARD_MINIO_ENDPOINT": store.minio_endpoint, "TRAINYARD_MINIO_SECURE": "false",
-        "TRAINYARD_MINIO_ACCESS_KEY": store.minio_access_key, "TRAINYARD_MINIO_SECRET_KEY": store.minio_secret_key,
-        "TRAINYARD_MINIO_BUCKET_PREFIX": store.bucket_prefix,
-    }
-
-
-def pinned_digits_cnn(cluster: KubernetesCluster, store: StoreSettings) -> TrainerImage:
-    """scripts/build-images.sh against the tier's registry and store, as an operator would run it."""
-    done = subprocess.run(
-        ["bash", str(REPO_ROOT / "scripts" / "build-images.sh"), "--registry", cluster.registry],
-        cwd=REPO_ROOT, env={**os.environ, **store_env(store)}, capture_output=True, text=True,
-        timeout=BUILD_IMAGES_TIMEOUT_S, check=False,
-    )
-    assert done.returncode == 0, f"scripts/build-images.sh failed ({done.returncode}):\n{done.stderr[-4000:]}"
-    pinned = dict(line.split(" ", 1) for line in done.stdout.strip().splitlines())
-    repository, digest = pinned["digits-cnn"].split("@")
-    return TrainerImage(algorithm="digits-cnn", image_reference=repository, image_digest=digest,
-                        entrypoint="images/digits-cnn/train.py")
-
-
-def put_store_secret(core: client.CoreV1Api, namespace: str, name: str, store: StoreSettings) -> None:
-    body = {
-        "metadata": {"name": name},
-        "type": "Opaque",
-        "stringData": {"TRAINYARD_MINIO_ACCESS_KEY": store.minio_access_key,
-                       "TRAINYARD_MINIO_SECRET_KEY": store.minio_secret_key},
-    }
-    try:
-        core.create_namespaced_secret(namespace, body)
-    except ApiException as error:
-        if error.status != 409:
-            raise
-        core.replace_namespaced_secret(name, namespace, body)  # a kept cluster, a new MinIO
-
-
 def test_a_two_node_indexed_job_meets_through_its_headless_service_and_trains_what_one_node_of_two_processes_does(
-    kubernetes_cluster, kubernetes_api, core_v1, team_namespaces, tier_store, tmp_path
+    kubernetes_api, core_v1, kubernetes_pipeline
 ):
     from steps.executors.subprocess_executor import SubprocessExecutor
     from steps.lifecycle.train import training_job
     from tests.pipeline_fixtures import catalog, make_plan, snapshot_of
 
     batch = client.BatchV1Api(kubernetes_api)
-    image = pinned_digits_cnn(kubernetes_cluster, tier_store)
+    tier_store = kubernetes_pipeline.store  # MinIO on the bridge; the store Secret is in every team namespace
+    repository, digest = kubernetes_pipeline.images["digits-cnn"].split("@")
+    image = TrainerImage(algorithm="digits-cnn", image_reference=repository, image_digest=digest,
+                         entrypoint="images/digits-cnn/train.py")
     team = load_teams().team(TEAM)
-    put_store_secret(core_v1, team.namespace, team.store_secret, tier_store)
     placement = placement_for(catalog().algorithm("digits-cnn"), team)
     # Both nodes' pods share the tier's one 2-core node: a full core each would leave one Pending.
     placement = placement.model_copy(update={"resources": placement.resources.model_copy(update={"cpu_request": "250m"})})
