@@ -1,21 +1,48 @@
 """The train step's operator, chosen when the DAG is parsed: Airflow pools and operator
-types are static, so TRAINYARD_EXECUTOR (or [executor] kind) decides it here."""
+types are static, so TRAINYARD_EXECUTOR (or [executor] kind) decides it here.
+
+On Kubernetes a run's shape is only known once it is planned: a one-node run is one pod
+(TrainerPodOperator, torchrun inside for procs_per_node > 1), a multi-node run an Indexed Job
+(TrainerJobOperator). A branch picks one and `train_result` hands on whichever result there is.
+"""
 from __future__ import annotations
 
+from airflow.sdk import task
+
+from operators.xcom import XComRecord
 from steps.catalog.teams import TeamEntry
 from trainyard.settings import Settings
 
 
 def train_step(plan, snapshot, validation):
     if Settings.load().executor == "kubernetes":
-        from operators.train_pod import TrainerPodOperator
-
-        return TrainerPodOperator(plan=plan, snapshot=snapshot, validation=validation).output
+        return kubernetes_train_step(plan, snapshot, validation)
     from operators.train_operator import TrainOperator
 
     return TrainOperator(plan=plan, snapshot=snapshot, validation=validation).output
 
 
+@task.branch(task_id="train_on")
+def train_on(plan: XComRecord) -> str:
+    from steps.lifecycle.plan import RunPlan
+
+    return "train_nodes" if RunPlan.model_validate(plan).nodes > 1 else "train"
+
+
+@task(task_id="train_result", multiple_outputs=False, trigger_rule="none_failed_min_one_success")
+def train_result(one_pod: XComRecord, indexed_job: XComRecord) -> dict:
+    """The TrainerResult of whichever train task ran (the other was skipped, so its XCom is None)."""
+    return one_pod or indexed_job
+
+
+def kubernetes_train_step(plan, snapshot, validation):
+    from operators.train_job import TrainerJobOperator
+    from operators.train_pod import TrainerPodOperator
+
+    one_pod = TrainerPodOperator(plan=plan, snapshot=snapshot, validation=validation)
+    indexed_job = TrainerJobOperator(plan=plan, snapshot=snapshot, validation=validation)
+    train_on(plan) >> [one_pod, indexed_job]
+    return train_result(one_pod.output, indexed_job.output)
 def trial_train_step(team: TeamEntry, wave: int, snapshot, validation, trials):
     """A study wave's trials: the same train step, mapped over the wave's RunPlans (one per trial), in the
     team's pool. The pool is part of the task, so it is set here, when the DAG is parsed."""

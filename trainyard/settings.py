@@ -14,6 +14,7 @@ from typing import Any
 from steps.project_root import PROJECT_ROOT
 from steps.store import StoreSettings
 from steps.store import settings as store_env
+from steps.training.launch import DEFAULT_RENDEZVOUS_TIMEOUT_S
 
 EXECUTORS = ("subprocess", "container", "kubernetes")
 GATE_METRICS = ("macro_f1", "accuracy")  # higher is better; the gate relies on it
@@ -37,6 +38,8 @@ class Settings:
     algorithms_catalog: Path = PROJECT_ROOT / "config" / "algorithms.yaml"
     registry_insecure: bool = True  # plain http for loopback registries
     container_runtime: str = "podman"
+    # How long the nodes of a multi-node run wait for each other before the run fails.
+    rendezvous_timeout_s: int = DEFAULT_RENDEZVOUS_TIMEOUT_S
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -71,7 +74,7 @@ class Settings:
                 updates[key] = training[key]
         if "kind" in executor:
             updates["executor"] = executor["kind"]
-        for key in ("production", "container_runtime", "registry_insecure"):
+        for key in ("production", "container_runtime", "registry_insecure", "rendezvous_timeout_s"):
             if key in executor:
                 updates[key] = executor[key]
         env_map: dict[str, tuple[str, Callable[[str], Any]]] = {
@@ -82,6 +85,7 @@ class Settings:
             "TRAINYARD_DATASETS_CATALOG": ("datasets_catalog", Path),
             "TRAINYARD_ALGORITHMS_CATALOG": ("algorithms_catalog", Path),
             "TRAINYARD_CONTAINER_RUNTIME": ("container_runtime", str),
+            "TRAINYARD_RENDEZVOUS_TIMEOUT_S": ("rendezvous_timeout_s", int),
         }
         for var, (attr, convert) in env_map.items():
             if var in env:
@@ -98,4 +102,6 @@ class Settings:
             )
         if settings.num_threads < 1:
             raise SettingsError("num_threads must be at least 1")
+        if settings.rendezvous_timeout_s < 1:
+            raise SettingsError("rendezvous_timeout_s must be at least 1")
         return settings

@@ -13,6 +13,7 @@ from steps.catalog.near_miss import did_you_mean
 from steps.hashing import canonical_json
 from steps.project_root import PROJECT_ROOT
 from steps.store import ArtifactStore, ObjectExists, validate_name
+from steps.training.shape import TrainingShape
 
 ALGORITHM_HISTORY_PREFIX = "models/_algorithms"
 
@@ -63,6 +64,7 @@ class AlgorithmEntry(BaseModel):
     search_space: dict[str, Any] = {}
     resources: Resources = Resources()
     deadline_s: int = 3600
+    shape: TrainingShape = TrainingShape()  # nodes × procs_per_node a run gets unless it asks for another
     history: list[ImageVersion]
 
     def image_on(self, day: date) -> ImageVersion:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from steps.executors.base import TrainerFailed, TrainerStopped
+from steps.executors.rank_failure import distributed_failure
 from steps.store import StoreSettings, open_store
 from steps.training.contract import TrainerResult, TrainingJob
 from steps.training.trainer_env import redact
@@ -83,11 +84,7 @@ def run_trainer_process(
         timer.start()
         with _running_lock:
             _running[proc.pid] = stop
-        assert proc.stdout is not None
-        for raw in proc.stdout:
-            line = redact(raw.rstrip("\n"), secrets)
-            lines.append(line)
-            log.info("[trainer] %s", line)
+        keep_lines(proc, lines, secrets)
         exit_code = proc.wait()
     except BaseException:
         # An interrupted wait (Ctrl-C on `trainyard run`, a task timeout) must not leave the trainer
@@ -104,6 +101,15 @@ def run_trainer_process(
     return TrainerProcessOutcome(
         exit_code, fired.is_set() and exit_code != 0, lines, stopped=stop_requested.is_set() and exit_code != 0
     )
+
+
+def keep_lines(proc: subprocess.Popen, lines: list[str], secrets: dict[str, str], prefix: str = "") -> None:
+    """Read the process's output to its end: redacted, logged, appended to `lines` (list.append is atomic)."""
+    assert proc.stdout is not None
+    for raw in proc.stdout:
+        line = prefix + redact(raw.rstrip("\n"), secrets)
+        lines.append(line)
+        log.info("[trainer] %s", line)
 
 
 def _kill_process_group(proc: subprocess.Popen) -> None:
@@ -126,6 +132,8 @@ def trainer_result(job: TrainingJob, outcome: TrainerProcessOutcome, store: Stor
         raise TrainerFailed(
             f"trainer {job.algorithm!r} exceeded its deadline{where}; last log lines:\n{outcome.tail}"
         )
+    if outcome.exit_code != 0 and job.shape.distributed:
+        raise distributed_failure(job.algorithm, job.shape, outcome.log_lines, outcome.exit_code, where)
     if outcome.exit_code != 0:
         raise TrainerFailed(
             f"trainer {job.algorithm!r} exited with code {outcome.exit_code}{where}; last log lines:\n{outcome.tail}"

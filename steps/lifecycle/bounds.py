@@ -10,5 +10,9 @@ BOUNDS: dict[str, dict[str, Any]] = {
     "learning_rate": {"exclusiveMinimum": 0, "maximum": 10},
     "batch_size": {"minimum": 1, "maximum": 4096},
     "seed": {"minimum": 0, "maximum": 2**31 - 1},
+    # steps.training.shape's MAX_NODES and MAX_PROCS_PER_NODE, repeated so this module stays
+    # import-free (tests/test_distributed_training.py checks that they agree).
+    "nodes": {"minimum": 1, "maximum": 16},
+    "procs_per_node": {"minimum": 1, "maximum": 8},
 }
 DEFAULT_SEED = 42

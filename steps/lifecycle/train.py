@@ -26,6 +26,8 @@ def training_job(plan: RunPlan, dataset_hash: str, *, device: str = "auto") -> T
         hyperparameters=plan.hyperparameters,
         num_threads=plan.num_threads,
         device=device,
+        nodes=plan.nodes,
+        procs_per_node=plan.procs_per_node,
         pruning=plan.pruning,
     )
 
@@ -37,6 +39,8 @@ def run_training(
     result = executor.run(job, plan.image, store_settings, deadline_s=plan.deadline_s)
     if result.dataset_hash != dataset_hash:
         raise RuntimeError(f"trainer reports dataset {result.dataset_hash[:12]}, expected {dataset_hash[:12]}")
+    if result.world_size != job.shape.world_size:
+        raise RuntimeError(f"trainer reports world size {result.world_size}, the run asked for {job.shape.describe()}")
     return result
 
 

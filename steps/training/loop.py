@@ -7,7 +7,18 @@ from collections.abc import Callable
 import numpy as np
 
 from steps.training.contract import EvalMetrics
+from steps.training.distributed import (
+    TrainingProcess,
+    eval_shard,
+    start_epoch,
+    sum_confusion_over_ranks,
+    sum_over_ranks,
+    train_loader,
+    wrap_model,
+)
 from steps.training.metrics import accuracy, confusion_matrix, macro_f1
+
+ALONE = TrainingProcess()  # one process, no torchrun: the non-distributed path
 
 
 def fit(
@@ -22,29 +33,30 @@ def fit(
     device: str,
     on_epoch: Callable[[dict], bool | None] | None = None,
     evaluate_each_epoch: Callable[[], EvalMetrics] | None = None,
+    process: TrainingProcess = ALONE,
 ) -> int:
     import torch
-    from torch.utils.data import DataLoader, TensorDataset
 
     model.to(device)
-    # Data order comes from a generator seeded by the run's seed, never from global state.
-    order = torch.Generator().manual_seed(seed)
-    loader = DataLoader(TensorDataset(features, targets), batch_size=batch_size, shuffle=True, generator=order)
+    # Distributed: this rank's shard and a DDP wrapper (steps/training/distributed.py).
+    loader = train_loader(features, targets, batch_size=batch_size, seed=seed, process=process)
+    trained = wrap_model(model, process)
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
     loss_fn = torch.nn.CrossEntropyLoss()
     for epoch in range(1, epochs + 1):
         started = time.perf_counter()
-        model.train()
-        total_loss = 0.0
-        seen = 0
+        start_epoch(loader, epoch)
+        trained.train()
+        total_loss, seen = 0.0, 0.0
         for batch_x, batch_y in loader:
             batch_x, batch_y = batch_x.to(device), batch_y.to(device)
             optimizer.zero_grad()
-            loss = loss_fn(model(batch_x), batch_y)
+            loss = loss_fn(trained(batch_x), batch_y)
             loss.backward()
             optimizer.step()
             total_loss += float(loss.detach()) * len(batch_y)  # detached: no autograd warning per run
             seen += len(batch_y)
+        total_loss, seen = sum_over_ranks(process, total_loss, seen)
         record = {"epoch": epoch, "train_loss": total_loss / max(seen, 1)}
         if evaluate_each_epoch is not None:
             metrics = evaluate_each_epoch()
@@ -55,9 +67,14 @@ def fit(
     return epochs
 
 
-def evaluate(model, features, targets, *, n_classes: int, device: str, batch_size: int = 512) -> EvalMetrics:
+def evaluate(
+    model, features, targets, *, n_classes: int, device: str, batch_size: int = 512, process: TrainingProcess = ALONE
+) -> EvalMetrics:
     import torch
 
+    n_examples = len(targets)
+    shard = eval_shard(process, n_examples)  # distributed: each rank scores its part, then all are summed
+    features, targets = features[shard], targets[shard]
     model.to(device)
     model.eval()
     loss_fn = torch.nn.CrossEntropyLoss(reduction="sum")
@@ -72,10 +89,11 @@ def evaluate(model, features, targets, *, n_classes: int, device: str, batch_siz
             predictions.append(logits.argmax(dim=1).cpu().numpy())
     y_pred = np.concatenate(predictions) if predictions else np.zeros(0, dtype=np.int64)
     matrix = confusion_matrix(targets.cpu().numpy(), y_pred, n_classes)
+    matrix, total_loss = sum_confusion_over_ranks(process, matrix, total_loss)
     return EvalMetrics(
         accuracy=accuracy(matrix),
         macro_f1=macro_f1(matrix),
-        loss=total_loss / max(len(targets), 1),
+        loss=total_loss / max(n_examples, 1),
         confusion_matrix=matrix.tolist(),
-        n_examples=int(len(targets)),
+        n_examples=int(n_examples),
     )

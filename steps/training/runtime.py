@@ -2,7 +2,8 @@
 
 A trainer image's entrypoint is a few lines: it defines its features and model and
 calls `run_trainer(ALGORITHM)`. Everything else — contract parsing, hash verification,
-splitting, determinism, outputs — is here, so two trainers behave identically.
+splitting, determinism, outputs, data-parallel ranks (distributed.py) — is here, so two trainers
+behave identically.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from steps.training.contract import (
     TrainerResult,
     TrainingJob,
 )
+from steps.training.distributed import TrainingProcess, join_group, leave_group, seed_this_rank, sum_over_ranks
 from steps.training.split import eval_set_hash, example_content_hash, is_test_example
 
 
@@ -79,7 +81,26 @@ def _pruning_hook(job: TrainingJob, store):
     return PruningHook(job.pruning, store)
 
 
-def train_or_evaluate(algorithm: TrainerAlgorithm, env: dict[str, str]) -> TrainerResult:
+def train_or_evaluate(algorithm: TrainerAlgorithm, env: dict[str, str]) -> TrainerResult | None:
+    """The TrainerResult on rank 0 (or a lone process); None on the other ranks, which write nothing."""
+    from steps.training.determinism import configure_determinism, select_device
+
+    started = time.perf_counter()
+    job = TrainingJob.from_env(env)
+    if job.algorithm != algorithm.name:
+        raise TrainerError(f"this image trains {algorithm.name!r}, but the job asks for {job.algorithm!r}")
+    device = select_device(job.device)
+    configure_determinism(job.seed, job.num_threads, device)
+    process = join_group(job, env, device)  # torchrun's group, or this process alone
+    try:
+        return _train_or_evaluate(algorithm, job, env, process, started)
+    finally:
+        leave_group(process)
+
+
+def _train_or_evaluate(
+    algorithm: TrainerAlgorithm, job: TrainingJob, env: dict[str, str], process: TrainingProcess, started: float
+) -> TrainerResult | None:
     import torch
     from safetensors.torch import load_file, save_file
 
@@ -88,16 +109,10 @@ def train_or_evaluate(algorithm: TrainerAlgorithm, env: dict[str, str]) -> Train
     from steps.data.snapshot import load_snapshot, materialize_snapshot
     from steps.hashing import sha256_file
     from steps.store import StoreSettings, open_store
-    from steps.training.determinism import configure_determinism, select_device
     from steps.training.loop import evaluate, fit
 
-    started = time.perf_counter()
-    job = TrainingJob.from_env(env)
-    if job.algorithm != algorithm.name:
-        raise TrainerError(f"this image trains {algorithm.name!r}, but the job asks for {job.algorithm!r}")
     hp = job.hyperparameters
-    device = select_device(job.device)
-    configure_determinism(job.seed, job.num_threads, device)
+    device = process.device
     store = open_store(StoreSettings.from_env(env))
     schema = get_schema(algorithm.schema_name)
 
@@ -106,6 +121,8 @@ def train_or_evaluate(algorithm: TrainerAlgorithm, env: dict[str, str]) -> Train
     work = Path(tempfile.mkdtemp(prefix="job-", dir=scratch))
     snapshot = load_snapshot(store, job.dataset_name, job.dataset_hash)
     data_dir = materialize_snapshot(store, snapshot, work / "dataset")  # re-verifies every hash
+    if process.in_group:  # every rank reads and verifies the data itself
+        print(f"trainyard-trainer: rank {process.rank} verified dataset {job.dataset_hash}", flush=True)
     frame, labels = read_examples(data_dir, schema)
     n_classes = max(labels) + 1
 
@@ -119,18 +136,25 @@ def train_or_evaluate(algorithm: TrainerAlgorithm, env: dict[str, str]) -> Train
         raise TrainerError(f"split left {len(train_y)} training and {len(test_y)} test examples; need both")
 
     model = algorithm.build_model(hp, n_classes)
+    seed_this_rank(job.seed, process)
     epochs_log: list[dict] = []
     weights_path: Path | None = None
-    pruning = _pruning_hook(job, store)
+    pruning = _pruning_hook(job, store) if process.is_main else None  # rank 0 alone reports to the study
     if job.mode == "train":
 
         def on_epoch(record: dict) -> bool:
-            epochs_log.append(record)
-            print(json.dumps(record), flush=True)
-            # Rewritten after every epoch so a watcher (`trainyard status`) sees a running trainer's
-            # progress; result.json, written last, still marks the outputs complete.
-            store.put_bytes(job.metrics_output_key, _epochs_jsonl(epochs_log))
-            return pruning.after_epoch(record) if pruning else False
+            stop = False
+            if process.is_main:  # every rank holds the same all-reduced record; rank 0 alone writes it
+                epochs_log.append(record)
+                print(json.dumps(record), flush=True)
+                # Rewritten after every epoch so a watcher (`trainyard status`) sees a running trainer's
+                # progress; result.json, written last, still marks the outputs complete.
+                store.put_bytes(job.metrics_output_key, _epochs_jsonl(epochs_log))
+                stop = pruning.after_epoch(record) if pruning else False
+            if job.pruning is None:
+                return stop
+            # Rank 0 decides; every rank stops with it, or the others would wait at the next all-reduce.
+            return sum_over_ranks(process, float(stop))[0] > 0
 
         epochs_done = fit(
             model,
@@ -142,7 +166,8 @@ def train_or_evaluate(algorithm: TrainerAlgorithm, env: dict[str, str]) -> Train
             seed=job.seed,
             device=device,
             on_epoch=on_epoch,
-            evaluate_each_epoch=lambda: evaluate(model, test_x, test_y, n_classes=n_classes, device=device),
+            evaluate_each_epoch=lambda: evaluate(model, test_x, test_y, n_classes=n_classes, device=device, process=process),
+            process=process,
         )
         weights_path = work / "weights.safetensors"
         save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(weights_path))
@@ -155,7 +180,9 @@ def train_or_evaluate(algorithm: TrainerAlgorithm, env: dict[str, str]) -> Train
         model.load_state_dict(load_file(str(weights_path_in)))
         weights_key = job.weights_key
         epochs_done = 0
-    metrics: EvalMetrics = evaluate(model, test_x, test_y, n_classes=n_classes, device=device)
+    metrics: EvalMetrics = evaluate(model, test_x, test_y, n_classes=n_classes, device=device, process=process)
+    if not process.is_main:
+        return None  # rank 0 writes the one copy of the (identical) weights, metrics and result
     weights_sha = sha256_file(weights_path if weights_path is not None else weights_path_in)
     result = TrainerResult(
         run_id=job.run_id,
@@ -173,6 +200,8 @@ def train_or_evaluate(algorithm: TrainerAlgorithm, env: dict[str, str]) -> Train
         torch_version=torch.__version__.split("+")[0],
         num_threads=torch.get_num_threads(),
         device=device,
+        world_size=process.world_size,
+        backend=process.backend,
     )
     _write_outputs(store, job, weights_path if job.mode == "train" else None, epochs_log, result)
     return result
@@ -186,6 +215,8 @@ def run_trainer(algorithm: TrainerAlgorithm) -> int:
         traceback.print_exc()
         print(f"trainyard-trainer: error: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
         return 1
+    if result is None:
+        return 0  # a rank other than 0: rank 0 reports for the group
     print(
         f"trainyard-trainer: {result.mode} done: accuracy={result.metrics.accuracy:.4f} "
         f"macro_f1={result.metrics.macro_f1:.4f} weights_sha256={result.weights_sha256}",
