@@ -50,4 +50,6 @@ def planning_settings(settings: Settings) -> dict[str, Any]:
 def executor_for(kind: str, settings: Settings):
     from steps.executors.factory import make_executor
 
-    return make_executor(kind, container_runtime=settings.container_runtime)
+    return make_executor(
+        kind, container_runtime=settings.container_runtime, rendezvous_timeout_s=settings.rendezvous_timeout_s
+    )

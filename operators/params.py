@@ -79,6 +79,25 @@ def training_params() -> dict[str, Param]:
             "empty = the algorithm registry's default.", **BOUNDS["stall_timeout_s"],
         ),
         "force": force_param(),
+        **shape_params(),
+    }
+
+
+def shape_params(nodes: int | None = None, procs_per_node: int | None = None) -> dict[str, Param]:
+    """nodes × procs_per_node data-parallel processes (torchrun); empty means the algorithm's default."""
+    return {
+        "nodes": Param(
+            nodes, type=["null", "integer"], title="Nodes",
+            description="Machines to train on (container or Kubernetes executor for more than 1); "
+            "empty means the algorithm's default (config/algorithms.yaml).",
+            **BOUNDS["nodes"],
+        ),
+        "procs_per_node": Param(
+            procs_per_node, type=["null", "integer"], title="Processes per node",
+            description="Data-parallel training processes on each node (one GPU each on CUDA); "
+            "empty means the algorithm's default.",
+            **BOUNDS["procs_per_node"],
+        ),
     }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param
 
-from operators.params import force_param
+from operators.params import force_param, shape_params
 from operators.pipeline_tasks import evaluate_task, plan_task, register_task, snapshot_task, validate_task
 from operators.train_step import train_step
 from steps.catalog.retraining import RetrainingEntry, dataset_asset_uri
@@ -21,6 +21,7 @@ def retraining_params(entry: RetrainingEntry) -> dict[str, Param]:
         "learning_rate": Param(p["learning_rate"], type="number", description="Adam step size.", **BOUNDS["learning_rate"]),
         "batch_size": Param(p["batch_size"], type="integer", description="Examples per step.", **BOUNDS["batch_size"]),
         "seed": Param(p["seed"], type="integer", description="Training seed.", **BOUNDS["seed"]),
+        **shape_params(p.get("nodes"), p.get("procs_per_node")),
         "replay": Param(
             "exact", type="string", enum=["exact", "current-code"],
             description="Backfills of dates with a model: exact replay of its manifest, or its data on today's trainer.",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 from airflow.providers.cncf.kubernetes.utils.container import container_is_succeeded, get_container_status
@@ -21,7 +21,7 @@ from kubernetes.client.exceptions import ApiException
 from operators.failure_recording import plan_run_key, recording_failure
 from operators.retry_policy import retrying_only_what_can_succeed
 from operators.xcom import xcom_record
-from steps.catalog.teams import DEFAULT_TEAMS_PATH, load_teams
+from steps.catalog.teams import DEFAULT_TEAMS_PATH, TeamEntry, load_teams
 from steps.kubernetes.pod_failure import PodFailure, deleted_pod_failure, pod_failure, quota_refusal
 from steps.kubernetes.pod_spec import (
     TRAINER_CONTAINER,
@@ -31,6 +31,10 @@ from steps.kubernetes.pod_spec import (
     placement_for,
     render_trainer_pod,
 )
+
+if TYPE_CHECKING:
+    from steps.lifecycle.plan import RunPlan
+    from trainyard.settings import Settings
 
 LOG_TAIL_LINES = 40
 # The XCom sidecar gets the trainer's restrictions, so the pod passes a "restricted" namespace.
@@ -53,6 +57,31 @@ class TrainerPodFailed(AirflowException):
         self.failure_kind = failure.kind
         if failure.retryable is not None:
             self.retryable = failure.retryable
+
+
+def run_for_team(plan: Any, team: TeamEntry) -> RunPlan:
+    """The run's plan, refused when it is for another team than the one this task trains for."""
+    from steps.lifecycle.plan import RunPlan
+
+    run = RunPlan.model_validate(xcom_record(plan))
+    if run.team != team.name:
+        raise AirflowException(
+            f"run is for team {run.team!r}, but this task trains for team {team.name!r} "
+            f"(pool {team.pool!r}); trigger the DAG wired for team {run.team!r}"
+        )
+    return run
+
+
+def settings_pods_can_use() -> Settings:
+    from operators.context import load_settings
+
+    settings = load_settings()
+    if settings.store.backend != "minio":
+        raise AirflowException(
+            f"the Kubernetes executor needs TRAINYARD_STORE=minio; a pod cannot reach this worker's "
+            f"{settings.store.backend} store"
+        )
+    return settings
 
 
 class TrainerPodOperator(KubernetesPodOperator):
@@ -104,22 +133,11 @@ class TrainerPodOperator(KubernetesPodOperator):
         return super().build_pod_request_obj(context, dry_run=dry_run)
 
     def trainer_pod(self) -> k8s.V1Pod:
-        from operators.context import load_catalog, load_settings
-        from steps.lifecycle.plan import RunPlan
+        from operators.context import load_catalog
         from steps.lifecycle.train import training_job
 
-        run = RunPlan.model_validate(xcom_record(self.plan))
-        if run.team != self.team_entry.name:
-            raise AirflowException(
-                f"run is for team {run.team!r}, but this task trains for team {self.team_entry.name!r} "
-                f"(pool {self.team_entry.pool!r}); trigger the DAG wired for team {run.team!r}"
-            )
-        settings = load_settings()
-        if settings.store.backend != "minio":
-            raise AirflowException(
-                f"the Kubernetes executor needs TRAINYARD_STORE=minio; a pod cannot reach this worker's "
-                f"{settings.store.backend} store"
-            )
+        run = run_for_team(self.plan, self.team_entry)
+        settings = settings_pods_can_use()
         overrides = ResourceOverrides.model_validate(xcom_record(self.resource_overrides)) if self.resource_overrides else None
         placement = placement_for(load_catalog(settings).algorithm(run.algorithm), self.team_entry, overrides)
         job = training_job(run, self._snapshot_ref().dataset_hash)

@@ -1,9 +1,17 @@
 """The train step's operator, chosen when the DAG is parsed: Airflow pools and operator
 types are static, so TRAINYARD_EXECUTOR (or [executor] kind) decides it here, and so are its
-retries (operators/retry_policy.py says how a per-algorithm count is honoured)."""
+retries (operators/retry_policy.py says how a per-algorithm count is honoured).
+
+On Kubernetes a run's shape is only known once it is planned: a one-node run is one pod
+(TrainerPodOperator, torchrun inside for procs_per_node > 1), a multi-node run an Indexed Job
+(TrainerJobOperator). A branch picks one and `train_result` hands on whichever result there is.
+"""
 from __future__ import annotations
 
+from airflow.sdk import task
+
 from operators.retry_policy import train_retries, train_retry_delay
+from operators.xcom import XComRecord
 from steps.catalog.teams import TeamEntry
 from trainyard.settings import Settings
 
@@ -12,16 +20,37 @@ def train_step(plan, snapshot, validation, *, algorithm: str | None = None):
     """`algorithm`: the one algorithm a DAG trains, when it is fixed (scheduled_retraining)."""
     retries, retry_delay = train_retries(algorithm), train_retry_delay()
     if Settings.load().executor == "kubernetes":
-        from operators.train_pod import TrainerPodOperator
-
-        return TrainerPodOperator(
-            plan=plan, snapshot=snapshot, validation=validation, retries=retries, retry_delay=retry_delay
-        ).output
+        return kubernetes_train_step(plan, snapshot, validation, retries=retries, retry_delay=retry_delay)
     from operators.train_operator import TrainOperator
 
     return TrainOperator(
         plan=plan, snapshot=snapshot, validation=validation, retries=retries, retry_delay=retry_delay
     ).output
+
+
+@task.branch(task_id="train_on")
+def train_on(plan: XComRecord) -> str:
+    from steps.lifecycle.plan import RunPlan
+
+    return "train_nodes" if RunPlan.model_validate(plan).nodes > 1 else "train"
+
+
+@task(task_id="train_result", multiple_outputs=False, trigger_rule="none_failed_min_one_success")
+def train_result(one_pod: XComRecord, indexed_job: XComRecord) -> dict:
+    """The TrainerResult of whichever train task ran (the other was skipped, so its XCom is None)."""
+    return one_pod or indexed_job
+
+
+def kubernetes_train_step(plan, snapshot, validation, *, retries: int, retry_delay):
+    from operators.train_job import TrainerJobOperator
+    from operators.train_pod import TrainerPodOperator
+
+    one_pod = TrainerPodOperator(plan=plan, snapshot=snapshot, validation=validation, retries=retries, retry_delay=retry_delay)
+    indexed_job = TrainerJobOperator(
+        plan=plan, snapshot=snapshot, validation=validation, retries=retries, retry_delay=retry_delay
+    )
+    train_on(plan) >> [one_pod, indexed_job]
+    return train_result(one_pod.output, indexed_job.output)
 
 
 def trial_train_step(team: TeamEntry, wave: int, snapshot, validation, trials):

@@ -2,6 +2,7 @@
 and the built trainer image trains the same weights as the subprocess executor (containers)."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -144,6 +145,17 @@ def test_docker_gets_the_same_run_without_podman_only_flags():
     assert _flag_values(docker, "-e") == _flag_values(podman, "-e")
 
 
+def test_a_distributed_jobs_container_starts_torchrun_in_place_of_the_images_entrypoint():
+    pod = render_trainer_pod(_job(procs_per_node=2), _image(), _minio_settings(), _placement())
+    args = podman_args(pod, _secrets())
+    (entrypoint,) = _flag_values(args, "--entrypoint")
+    command = json.loads(entrypoint)
+    assert command[:3] == ["/opt/venv/bin/python", "-m", "torch.distributed.run"] and "--standalone" in command
+    assert command[-1] == "/app/images/digits-cnn/train.py"
+    assert args[-1] == f"127.0.0.1:5000/trainyard/digits-cnn@{DIGEST}"  # nothing after the image: no CMD
+    assert not _flag_values(podman_args(_pod(), _secrets()), "--entrypoint")  # one process: the image's own
+
+
 def test_an_unknown_container_runtime_is_refused_with_the_supported_ones():
     with pytest.raises(ValueError, match="podman or docker"):
         ContainerExecutor(runtime="nerdctl")
@@ -278,6 +290,88 @@ def test_a_failing_trainer_in_a_container_reports_its_last_log_lines(registered_
     assert "exited with code 1" in message
     assert "trainyard-trainer: error:" in message
     assert settings.minio_secret_key not in message
+
+
+# --- distributed: torchrun inside one container, or one container per node ------------------------
+
+
+@pytest.mark.containers
+@pytest.mark.minio
+@pytest.mark.registry
+@pytest.mark.timeout(COLD_BUILD_TIMEOUT_S)
+@pytest.mark.slow
+def test_two_node_runs_in_containers_are_bit_identical_and_equal_two_processes_in_one_container(
+    registered_images, airflow_db, monkeypatch
+):
+    """Two 2×1 runs (the DAG's, then `reproduce`'s) and one 1×2 run: the same world size, data and
+    seeds give the same weights, however the ranks are spread over nodes (docs/trainer-contract.md)."""
+    from steps.lifecycle.model_registry import load_manifest
+    from steps.lifecycle.plan import run_key_for
+    from steps.lifecycle.register import RegisteredVersion
+    from steps.lifecycle.reproduce import reproduce_model, reproduction_job
+    from steps.store import open_store
+    from tests.minio_server import unique_bucket_prefix
+    from trainyard.local_airflow import run_dag
+
+    settings, env, _ = registered_images
+    for name, value in {**env, "TRAINYARD_EXECUTOR": "container"}.items():
+        monkeypatch.setenv(name, value)
+    run = run_dag("training_pipeline", {"dataset": "digits", "algorithm": "digits-cnn", "nodes": 2, **FAST})
+    assert run.state == "success", run.failed_tasks
+    store = open_store(settings)
+    registered = RegisteredVersion.model_validate_json(
+        store.get_bytes(f"runs/{run_key_for(run.dag_id, run.run_id)}/registered.json")
+    )
+    manifest = load_manifest(store, registered.model_name, registered.version)
+    assert (manifest.nodes, manifest.procs_per_node, manifest.world_size, manifest.backend) == (2, 1, 2, "gloo")
+    assert manifest.executor == "container"
+
+    report, _ = reproduce_model(manifest, ContainerExecutor(), settings, run_key=f"reproduce-{unique_bucket_prefix()}")
+    assert report.weights_match and report.shape == "2×1", report.summary()
+
+    one_node = reproduction_job(manifest, f"one-node-{unique_bucket_prefix()}").model_copy(update={"nodes": 1, "procs_per_node": 2})
+    result = ContainerExecutor().run(one_node, manifest.trainer, settings, deadline_s=900)
+    assert (result.world_size, result.backend) == (2, "gloo")
+    assert result.weights_sha256 == manifest.weights_sha256  # 1×2 == 2×1
+    assert result.metrics == manifest.metrics
+
+
+@pytest.mark.containers
+@pytest.mark.minio
+@pytest.mark.registry
+@pytest.mark.timeout(COLD_BUILD_TIMEOUT_S)
+@pytest.mark.slow
+def test_killing_a_rank_in_one_node_container_fails_every_node_and_removes_the_containers(registered_images):
+    import signal
+    import time
+
+    from steps.executors.rank_failure import RankFailed
+    from steps.lifecycle.train import training_job
+    from steps.store import open_store
+    from tests.pipeline_fixtures import make_plan, snapshot_of
+    from tests.rank_processes import in_thread, pid_of_rank, seeing_log_line
+
+    settings, _, pinned = registered_images
+    repository, digest = pinned["digits-cnn"].split("@")
+    image = TrainerImage(algorithm="digits-cnn", image_reference=repository, image_digest=digest,
+                         entrypoint="images/digits-cnn/train.py")
+    store = open_store(settings)
+    job = training_job(make_plan("kill-node-rank", epochs=200), snapshot_of(store).dataset_hash).model_copy(update={"nodes": 2})
+    with seeing_log_line('"epoch": 1') as trained_an_epoch:
+        run, raised = in_thread(lambda: ContainerExecutor().run(job, image, settings, deadline_s=1200))
+        assert trained_an_epoch.wait(900), "the two nodes never finished an epoch"
+        os.kill(pid_of_rank(job.run_id, 1), signal.SIGKILL)  # rank 1 is node 1's only worker
+        killed_at = time.monotonic()
+        run.join(180)
+    assert not run.is_alive(), "node 0 still runs 180 s after rank 1 died on node 1"
+    assert time.monotonic() - killed_at < 180
+    assert len(raised) == 1 and isinstance(raised[0], RankFailed), raised
+    assert str(raised[0]).startswith("trainer 'digits-cnn': rank 1 of 2 (node 1, local rank 0) exited with code -9 (SIGKILL)")
+    assert settings.minio_secret_key not in str(raised[0])
+    assert not store.exists(job.result_output_key)
+    env = {**os.environ, "CONTAINERS_CONF": str(PROJECT_ROOT / "images" / "containers.conf")}
+    left = subprocess.run(["podman", "ps", "--all", "--format", "{{.Names}}"], env=env, capture_output=True, text=True)
+    assert not [name for name in left.stdout.split() if job.run_id[-10:] in name]
 
 
 def _image_from_trainer(registry_host: str, base_reference: str, script: str, name: str, tmp_path: Path) -> TrainerImage:

@@ -54,6 +54,8 @@ def trainer_result(**changes) -> dict:
         "torch_version": "2.15.0",
         "num_threads": 1,
         "device": "cpu",
+        "world_size": 1,
+        "backend": "none",
     }
     return {**result, **changes}
 

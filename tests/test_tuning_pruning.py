@@ -66,6 +66,22 @@ def test_a_trial_worse_than_the_median_stops_after_its_first_epoch_on_the_subpro
     assert_stopped_after_first_epoch(settings, plan, result)
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(300)  # a rank left waiting at an all-reduce would hang until the trainer deadline
+def test_a_two_process_trial_stops_on_every_rank_when_rank_zero_is_told_to_prune(tmp_path):
+    """Rank 0 alone asks the study; were the other rank not told, it would wait at the next all-reduce."""
+    from steps.executors.subprocess_executor import SubprocessExecutor
+
+    settings = StoreSettings(backend="local", root=str(tmp_path / "store"))
+    plan, dataset_hash = study_with_two_perfect_trials(settings, run_id="study-ddp")
+    trial = plan.trial_plan(2, HOPELESS).model_copy(update={"procs_per_node": 2})
+
+    result = run_training(trial, dataset_hash, SubprocessExecutor(), settings)
+
+    assert (result.world_size, result.backend) == (2, "gloo")
+    assert_stopped_after_first_epoch(settings, plan, result)
+
+
 def test_without_enough_completed_trials_the_median_rule_lets_a_trial_train_every_epoch(tmp_path):
     from steps.executors.subprocess_executor import SubprocessExecutor
 

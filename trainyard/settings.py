@@ -14,6 +14,7 @@ from typing import Any
 from steps.project_root import PROJECT_ROOT
 from steps.store import StoreSettings
 from steps.store import settings as store_env
+from steps.training.launch import DEFAULT_RENDEZVOUS_TIMEOUT_S
 
 EXECUTORS = ("subprocess", "container", "kubernetes")
 GATE_METRICS = ("macro_f1", "accuracy")  # higher is better; the gate relies on it
@@ -38,6 +39,8 @@ class Settings:
     registry_insecure: bool = True  # plain http for loopback registries
     container_runtime: str = "podman"
     retry_delay_s: int = 30  # between tries of the train task (read when DAGs are parsed)
+    # How long the nodes of a multi-node run wait for each other before the run fails.
+    rendezvous_timeout_s: int = DEFAULT_RENDEZVOUS_TIMEOUT_S
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -72,7 +75,7 @@ class Settings:
                 updates[key] = training[key]
         if "kind" in executor:
             updates["executor"] = executor["kind"]
-        for key in ("production", "container_runtime", "registry_insecure"):
+        for key in ("production", "container_runtime", "registry_insecure", "rendezvous_timeout_s"):
             if key in executor:
                 updates[key] = executor[key]
         env_map: dict[str, tuple[str, Callable[[str], Any]]] = {
@@ -84,6 +87,7 @@ class Settings:
             "TRAINYARD_ALGORITHMS_CATALOG": ("algorithms_catalog", Path),
             "TRAINYARD_CONTAINER_RUNTIME": ("container_runtime", str),
             "TRAINYARD_RETRY_DELAY_S": ("retry_delay_s", int),
+            "TRAINYARD_RENDEZVOUS_TIMEOUT_S": ("rendezvous_timeout_s", int),
         }
         for var, (attr, convert) in env_map.items():
             if var in env:
@@ -102,4 +106,6 @@ class Settings:
             raise SettingsError("num_threads must be at least 1")
         if settings.retry_delay_s < 0:
             raise SettingsError("retry_delay_s must be 0 or more")
+        if settings.rendezvous_timeout_s < 1:
+            raise SettingsError("rendezvous_timeout_s must be at least 1")
         return settings

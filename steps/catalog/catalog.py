@@ -13,6 +13,7 @@ from steps.catalog.near_miss import did_you_mean
 from steps.hashing import canonical_json
 from steps.project_root import PROJECT_ROOT
 from steps.store import ArtifactStore, ObjectExists, validate_name
+from steps.training.shape import TrainingShape
 
 ALGORITHM_HISTORY_PREFIX = "models/_algorithms"
 
@@ -70,6 +71,7 @@ class AlgorithmEntry(BaseModel):
     checkpoint_every: int = Field(default=1, ge=0)
     checkpoints_kept: int = Field(default=2, ge=1)
     stall_timeout_s: int = Field(default=600, ge=0)
+    shape: TrainingShape = TrainingShape()  # nodes × procs_per_node a run gets unless it asks for another
     history: list[ImageVersion]
 
     def image_on(self, day: date) -> ImageVersion:

@@ -6,6 +6,7 @@ from typing import Protocol
 from steps.images.trainer_image import TrainerImage
 from steps.store import StoreSettings
 from steps.training.contract import TrainerResult, TrainingJob
+from steps.training.shape import MAX_PROCS_PER_NODE, TrainingShape
 
 
 class TrainerFailed(RuntimeError):
@@ -24,6 +25,23 @@ class TrainerStopped(TrainerFailed):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, failure_kind="stopped")
+
+
+#: Executors that can start one trainer on several machines (nodes); every executor runs several processes.
+MULTI_NODE_EXECUTORS = ("container", "kubernetes")
+
+
+class ShapeUnsupported(ValueError):
+    """The executor cannot run a run of this shape (nodes × procs_per_node)."""
+
+
+def refuse_unsupported_shape(executor: str, shape: TrainingShape) -> None:
+    if shape.nodes > 1 and executor not in MULTI_NODE_EXECUTORS:
+        one_node = f" (or nodes=1, procs_per_node={shape.world_size})" if shape.world_size <= MAX_PROCS_PER_NODE else ""
+        raise ShapeUnsupported(
+            f"nodes={shape.nodes}: the {executor} executor runs a trainer on this one machine; a {shape} run needs "
+            f"the {' or '.join(MULTI_NODE_EXECUTORS)} executor{one_node}"
+        )
 
 
 class TrainerExecutor(Protocol):

@@ -1,9 +1,11 @@
 """The container executor: a training step's rendered pod, run on this machine with podman
 (or docker). The pod is the one the Kubernetes executor would submit, so the container gets
 the same image digest, env, read-only root, scratch volume and user (docs/trainer-contract.md).
+A distributed run is torchrun inside the container; a multi-node run is one container per node.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets as random_tokens
@@ -11,17 +13,20 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Mapping
+from contextlib import ExitStack
 from pathlib import Path
 
 from kubernetes.client import models as k8s
 
 from steps.catalog.catalog import Resources
 from steps.executors.base import TrainerFailed
+from steps.executors.node_group import reserved_port, run_node_group
 from steps.executors.trainer_process import run_trainer_process, trainer_result
 from steps.images.trainer_image import TrainerImage
 from steps.kubernetes.pod_spec import GPU_RESOURCE, TRAINER_CONTAINER, PodPlacement, render_trainer_pod
 from steps.store import StoreSettings
 from steps.training.contract import TrainerResult, TrainingJob
+from steps.training.launch import DEFAULT_RENDEZVOUS_TIMEOUT_S, Rendezvous
 from steps.training.trainer_env import trainer_secret_env
 
 log = logging.getLogger(__name__)
@@ -80,8 +85,10 @@ def podman_args(
         args += ["--label", f"{name}={value}"]
     for env in container.env or []:
         args += ["-e", _env_arg(env, secrets)]
+    if container.command:  # as in Kubernetes: `command` replaces the image's ENTRYPOINT, `args` its CMD
+        args += ["--entrypoint", json.dumps(list(container.command))]
     args.append(container.image)
-    args += list(container.command or []) + list(container.args or [])
+    args += list(container.args or [])
     return args
 
 
@@ -159,11 +166,19 @@ def is_loopback_registry(reference: str) -> bool:
 class ContainerExecutor:
     kind = "container"
 
-    def __init__(self, runtime: str = "podman", *, resources: Resources | None = None, containers_conf: str | None = None):
+    def __init__(
+        self,
+        runtime: str = "podman",
+        *,
+        resources: Resources | None = None,
+        containers_conf: str | None = None,
+        rendezvous_timeout_s: int = DEFAULT_RENDEZVOUS_TIMEOUT_S,
+    ):
         if runtime not in RUNTIMES:
             raise ValueError(f"container runtime {runtime!r} is not supported; use {' or '.join(RUNTIMES)}")
         self.runtime = runtime
         self.resources = resources or Resources()
+        self.rendezvous_timeout_s = rendezvous_timeout_s
         # This sandbox (and CI) need images/containers.conf; a user's own podman config wins if set.
         default_conf = Path(__file__).resolve().parents[2] / "images" / "containers.conf"
         self.containers_conf = containers_conf or os.environ.get("CONTAINERS_CONF") or (
@@ -196,27 +211,35 @@ class ContainerExecutor:
         if done.returncode != 0:
             raise ContainerRuntimeError(f"{self.runtime} pull {reference} failed:\n{done.stderr.strip()[-2000:]}")
 
-    def run(self, job: TrainingJob, image: TrainerImage, store: StoreSettings, *, deadline_s: int) -> TrainerResult:
-        placement = PodPlacement(
+    def _placement(self, deadline_s: int) -> PodPlacement:
+        return PodPlacement(
             team="local",
             namespace="local",
             resources=self.resources,
             active_deadline_s=deadline_s,
             secret_name=LOCAL_PLACEMENT_SECRET,
         )
-        pod = render_trainer_pod(job, image, store, placement)
+
+    def _prepare(self, pod: k8s.V1Pod, store: StoreSettings) -> str:
+        """Checks and the pull every node shares; a unique container name for the run."""
         if store.backend == "local":
             _require_writable_by_trainer(Path(store.root), pod)
+        self.ensure_image(pod.spec.containers[0].image)
+        return f"trainyard-{pod.metadata.name}-{random_tokens.token_hex(4)}"
+
+    def run(self, job: TrainingJob, image: TrainerImage, store: StoreSettings, *, deadline_s: int) -> TrainerResult:
+        if job.nodes > 1:
+            return self._run_nodes(job, image, store, deadline_s=deadline_s)
+        pod = render_trainer_pod(job, image, store, self._placement(deadline_s))  # 1×P: torchrun --standalone inside
+        name = self._prepare(pod, store)
         secrets = trainer_secret_env(store)
         binary = self._binary()
         reference = pod.spec.containers[0].image
-        self.ensure_image(reference)
-        name = f"trainyard-{pod.metadata.name}-{random_tokens.token_hex(4)}"
         with tempfile.TemporaryDirectory(prefix="trainyard-scratch-") as scratch:
             _give_to_trainer(Path(scratch), pod)
             args = podman_args(pod, secrets, empty_dirs={"scratch": scratch}, runtime=self.runtime)
             command = [binary, *args[:1], "--name", name, *args[1:]]
-            log.info("running trainer %s in %s (%s)", job.algorithm, reference, self.runtime)
+            log.info("running trainer %s (%s) in %s (%s)", job.algorithm, job.shape, reference, self.runtime)
             outcome = run_trainer_process(
                 command,
                 env=self._runtime_env(secrets),
@@ -228,11 +251,44 @@ class ContainerExecutor:
         where = f" (deadline {deadline_s}s)" if outcome.timed_out else f" in container {reference}"
         return trainer_result(job, outcome, store, where)
 
-    def _remove(self, binary: str, name: str) -> None:
+    def _run_nodes(self, job: TrainingJob, image: TrainerImage, store: StoreSettings, *, deadline_s: int) -> TrainerResult:
+        """One container per node, all on this host's network (where the store is reachable too);
+        node 0 hosts torchrun's static rendezvous on a loopback port held for the run."""
+        secrets = trainer_secret_env(store)
+        binary = self._binary()
+        with reserved_port() as port, ExitStack() as scratches:
+            pods = [
+                render_trainer_pod(
+                    job, image, store, self._placement(deadline_s),
+                    Rendezvous(master_addr="127.0.0.1", master_port=port, node_rank=str(node), timeout_s=self.rendezvous_timeout_s),
+                )
+                for node in range(job.nodes)
+            ]
+            name = self._prepare(pods[0], store)
+            names = [f"{name}-node{node}" for node in range(job.nodes)]
+            commands = []
+            for node, pod in enumerate(pods):
+                scratch = scratches.enter_context(tempfile.TemporaryDirectory(prefix=f"trainyard-scratch-node{node}-"))
+                _give_to_trainer(Path(scratch), pod)
+                args = podman_args(pod, secrets, empty_dirs={"scratch": scratch}, runtime=self.runtime)
+                commands.append([binary, *args[:1], "--name", names[node], *args[1:]])
+            log.info("running trainer %s (%s) in %d containers, rendezvous 127.0.0.1:%d", job.algorithm, job.shape, job.nodes, port)
+            outcome = run_node_group(
+                commands,
+                env=self._runtime_env(secrets),
+                deadline_s=deadline_s,
+                secrets=secrets,
+                stop_all=lambda: self._remove(binary, *names),
+            )
+        reference = pods[0].spec.containers[0].image
+        where = f" (deadline {deadline_s}s)" if outcome.timed_out else f" in {job.nodes} containers of {reference}"
+        return trainer_result(job, outcome, store, where)
+
+    def _remove(self, binary: str, *names: str) -> None:
         # At once: podman would otherwise give a stopped trainer 10 s of grace, and Airflow escalates a
         # killed task to SIGKILL after 5 s (docker's rm --force already kills at once).
         grace = ["--time", "0"] if self.runtime == "podman" else []
-        subprocess.run([binary, "rm", "--force", *grace, name], env=self._runtime_env(), capture_output=True)
+        subprocess.run([binary, "rm", "--force", *grace, *names], env=self._runtime_env(), capture_output=True)
 
 
 def _trainer_uid(pod: k8s.V1Pod) -> int | None:

@@ -1,6 +1,7 @@
-"""The embedded executor: the trainer's entrypoint as a local subprocess, with exactly
-the environment a Kubernetes pod would get (plus PATH/PYTHONPATH to find Python). Under the
-embedded runner the process may be a warm interpreter that already imported torch
+"""The embedded executor: the trainer's entrypoint as a local subprocess (torchrun with
+`--standalone` for procs_per_node > 1, on this one machine), with exactly the environment a
+Kubernetes pod would get (plus PATH/PYTHONPATH to find Python). Under the embedded runner a
+one-process trainer may run in a warm interpreter that already imported torch
 (steps/warm/interpreter.py); the job, environment and entrypoint are the same."""
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-from steps.executors.base import TrainerFailed
+from steps.executors.base import TrainerFailed, refuse_unsupported_shape
 from steps.executors.trainer_process import run_trainer_process, trainer_result
 from steps.images.trainer_image import TrainerImage
 from steps.project_root import PROJECT_ROOT
 from steps.store import StoreSettings
 from steps.training.contract import ENV_SCRATCH_DIR, TrainerResult, TrainingJob
+from steps.training.launch import torchrun_command
 from steps.training.trainer_env import trainer_public_env, trainer_secret_env
 from steps.warm import interpreter as warm_interpreters
 
@@ -52,16 +54,26 @@ class SubprocessExecutor:
             **trainer_secret_env(store),
         }
 
+    def command(self, job: TrainingJob, entrypoint: Path) -> list[str]:
+        """One process runs the script itself; more are started by torchrun with this venv's Python."""
+        if not job.shape.distributed:
+            return [self.python, str(entrypoint)]
+        refuse_unsupported_shape(self.kind, job.shape)
+        return torchrun_command(self.python, str(entrypoint), job.shape)
+
     def run(self, job: TrainingJob, image: TrainerImage, store: StoreSettings, *, deadline_s: int) -> TrainerResult:
         entrypoint = self.project_root / image.entrypoint
         if not entrypoint.is_file():
             raise TrainerFailed(f"trainer entrypoint {image.entrypoint} for {job.algorithm!r} does not exist")
+        command = self.command(job, entrypoint)
         with tempfile.TemporaryDirectory(prefix="trainyard-scratch-") as scratch:
             env = self.environment(job, store, scratch)
-            warm = warm_interpreters.take(WARM_PURPOSE, self.python, self.project_root)
-            log.info("running trainer %s in %s", job.algorithm, "a warm interpreter" if warm else "a new process")
+            # torchrun starts its own worker processes: a warm interpreter stands in for one plain process only.
+            warm = None if job.shape.distributed else warm_interpreters.take(WARM_PURPOSE, self.python, self.project_root)
+            how = "a warm interpreter" if warm else f"torchrun ({job.shape})" if job.shape.distributed else "a new process"
+            log.info("running trainer %s in %s", job.algorithm, how)
             outcome = run_trainer_process(
-                [self.python, str(entrypoint)],
+                command,
                 env=env,
                 cwd=scratch,
                 deadline_s=deadline_s,

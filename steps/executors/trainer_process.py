@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from steps.executors.base import TrainerFailed, TrainerStopped
+from steps.executors.rank_failure import distributed_failure
 from steps.store import StoreSettings, open_store
 from steps.training.contract import TrainerResult, TrainingJob
 from steps.training.trainer_env import redact
@@ -84,11 +85,7 @@ def run_trainer_process(
         timer.start()
         with _running_lock:
             _running[proc.pid] = stop
-        assert proc.stdout is not None
-        for raw in proc.stdout:
-            line = redact(raw.rstrip("\n"), secrets)
-            lines.append(line)
-            log.info("[trainer] %s", line)
+        keep_lines(proc, lines, secrets)
         exit_code = proc.wait()
     except BaseException:
         # An interrupted wait (Ctrl-C on `trainyard run`, a task timeout) must not leave the trainer
@@ -107,6 +104,15 @@ def run_trainer_process(
     )
 
 
+def keep_lines(proc: subprocess.Popen, lines: list[str], secrets: dict[str, str], prefix: str = "") -> None:
+    """Read the process's output to its end: redacted, logged, appended to `lines` (list.append is atomic)."""
+    assert proc.stdout is not None
+    for raw in proc.stdout:
+        line = prefix + redact(raw.rstrip("\n"), secrets)
+        lines.append(line)
+        log.info("[trainer] %s", line)
+
+
 def _kill_process_group(proc: subprocess.Popen) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
@@ -123,6 +129,8 @@ def trainer_result(job: TrainingJob, outcome: TrainerProcessOutcome, store: Stor
             f"trainer {job.algorithm!r} was stopped: its task was killed (run cancelled or marked failed, "
             f"or its worker shut down){where}"
         )
+    if outcome.exit_code != 0 and not outcome.timed_out and job.shape.distributed:
+        raise distributed_failure(job.algorithm, job.shape, outcome.log_lines, outcome.exit_code, where)
     if outcome.timed_out or outcome.exit_code != 0:
         ended = classify_exit(job.algorithm, outcome.exit_code, outcome.log_lines, timed_out=outcome.timed_out, where=where)
         raise TrainerFailed(f"{ended.reason}\nlast log lines:\n{outcome.tail}", failure_kind=ended.kind)

@@ -3,6 +3,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
+#: Where a trainer image keeps its Python and this project's code (images/<algorithm>/Dockerfile).
+IMAGE_PYTHON = "/opt/venv/bin/python"
+IMAGE_APP_DIR = "/app"
+
 
 class TrainerImage(BaseModel):
     """What ran the trainer. Exactly one of image_digest / code_sha256 pins it."""
@@ -14,6 +18,13 @@ class TrainerImage(BaseModel):
     image_digest: str | None = None  # sha256:... (container and Kubernetes executors)
     code_sha256: str | None = None  # embedded subprocess executor: hash of the trainer's code
     entrypoint: str = ""
+
+    @property
+    def script_in_image(self) -> str:
+        """The entrypoint's path inside the image, for a command that starts it another way (torchrun)."""
+        if not self.entrypoint:
+            raise ValueError(f"trainer image {self.image_reference!r} of {self.algorithm!r} names no entrypoint script")
+        return f"{IMAGE_APP_DIR}/{self.entrypoint}"
 
     @property
     def pinned_reference(self) -> str:

@@ -1,2 +1,3 @@
-"""Rendering a training run as Kubernetes objects (the trainer pod). Plain kubernetes-client models, no
-API calls. May import steps.training, steps.images, steps.catalog, steps.store and steps.hashing."""
+"""Rendering a training run as Kubernetes objects (the trainer pod; a multi-node run's Indexed Job and
+headless Service). Plain kubernetes-client models, no API calls. May import steps.training, steps.images,
+steps.catalog, steps.store and steps.hashing."""

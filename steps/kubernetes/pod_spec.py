@@ -14,9 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from steps.catalog.catalog import AlgorithmEntry, Resources
 from steps.catalog.teams import NodeRequirement, TeamEntry, Toleration, quantity
 from steps.hashing import sha256_bytes
-from steps.images.trainer_image import TrainerImage
+from steps.images.trainer_image import IMAGE_PYTHON, TrainerImage
 from steps.store import StoreSettings
 from steps.training.contract import DEFAULT_SCRATCH_DIR, ENV_SCRATCH_DIR, TrainingJob
+from steps.training.launch import Rendezvous, torchrun_command
 from steps.training.trainer_env import trainer_public_env, trainer_secret_env
 
 TRAINER_CONTAINER = "base"  # the name KubernetesPodOperator follows logs and exit status of
@@ -160,7 +161,21 @@ def _dns_label(text: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")
 
 
-def render_trainer_pod(job: TrainingJob, image: TrainerImage, store: StoreSettings, placement: PodPlacement) -> k8s.V1Pod:
+def trainer_command(job: TrainingJob, image: TrainerImage, rendezvous: Rendezvous | None = None) -> list[str] | None:
+    """None runs the image's entrypoint as one process; a distributed job starts it with torchrun."""
+    if not job.shape.distributed:
+        return None
+    return torchrun_command(IMAGE_PYTHON, image.script_in_image, job.shape, rendezvous)
+
+
+def render_trainer_pod(
+    job: TrainingJob,
+    image: TrainerImage,
+    store: StoreSettings,
+    placement: PodPlacement,
+    rendezvous: Rendezvous | None = None,
+) -> k8s.V1Pod:
+    """`rendezvous`: where this node of a multi-node run meets the others (steps/kubernetes/indexed_job.py)."""
     reference = pinned_image(image)
     env = [k8s.V1EnvVar(name=name, value=value) for name, value in sorted(trainer_public_env(job, store).items())]
     # The root filesystem is read-only: everything a trainer (or torch, or tempfile) writes goes to scratch.
@@ -192,6 +207,7 @@ def render_trainer_pod(job: TrainingJob, image: TrainerImage, store: StoreSettin
         name=TRAINER_CONTAINER,
         image=reference,
         image_pull_policy="IfNotPresent",  # a digest never changes, so a cached copy is the same image
+        command=trainer_command(job, image, rendezvous),
         env=env,
         resources=k8s.V1ResourceRequirements(
             requests={"cpu": resources.cpu_request, "memory": resources.memory_request}, limits=limits

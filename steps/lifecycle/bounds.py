@@ -13,5 +13,9 @@ BOUNDS: dict[str, dict[str, Any]] = {
     # Optional: empty means the algorithm registry's default.
     "checkpoint_every": {"minimum": 0, "maximum": 200},
     "stall_timeout_s": {"minimum": 0, "maximum": 7 * 24 * 3600},
+    # steps.training.shape's MAX_NODES and MAX_PROCS_PER_NODE, repeated so this module stays
+    # import-free (tests/test_distributed_training.py checks that they agree).
+    "nodes": {"minimum": 1, "maximum": 16},
+    "procs_per_node": {"minimum": 1, "maximum": 8},
 }
 DEFAULT_SEED = 42

@@ -29,6 +29,7 @@ def lineage_lines(store: ArtifactStore, manifest: ModelManifest) -> list[str]:
         + ("" if manifest.training_identity else " (derived: a v1 manifest does not record it)"),
         f"                      {identity.describe()}",
         f"  trainer           : {manifest.trainer.pinned_reference} ({manifest.trainer.image_reference}, {manifest.executor})",
+        f"  processes         : {manifest.shape.describe()}, backend {manifest.backend}, {manifest.num_threads} thread(s) each",
         f"  run               : {manifest.airflow.dag_id} / {manifest.airflow.run_id} "
         f"(logical date {manifest.airflow.logical_date or '-'}) seed={manifest.seed} split_seed={manifest.split_seed}",
         f"  metrics           : accuracy={m.accuracy:.4f} macro_f1={m.macro_f1:.4f} loss={m.loss:.4f} "

@@ -13,6 +13,7 @@ from steps.images.trainer_image import TrainerImage
 from steps.lifecycle.study_lineage import StudyLineage
 from steps.lifecycle.training_identity import TrainingIdentity
 from steps.training.contract import EvalMetrics, ResumeInfo
+from steps.training.shape import NO_BACKEND, TrainingShape
 
 #: v2 added training_identity; a v1 manifest's identity is derived from its other fields.
 MANIFEST_SCHEMA_VERSION = 2
@@ -100,6 +101,11 @@ class ModelManifest(BaseModel):
     num_threads: int
     device: str
     torch_version: str
+    # The processes that trained, which the weights depend on (older manifests: one plain process).
+    nodes: int = 1
+    procs_per_node: int = 1
+    world_size: int = 1
+    backend: str = NO_BACKEND
     metrics: EvalMetrics
     weights_sha256: str
     epochs_completed: int | None = None  # None: registered before this was recorded
@@ -112,6 +118,10 @@ class ModelManifest(BaseModel):
     files: list[ManifestFile]
     training_identity: TrainingIdentity | None = None  # None only in v1 manifests
     training_identity_sha256: str | None = None
+
+    @property
+    def shape(self) -> TrainingShape:
+        return TrainingShape(nodes=self.nodes, procs_per_node=self.procs_per_node)
 
     def to_bytes(self) -> bytes:
         return canonical_json(self.model_dump(mode="json"))

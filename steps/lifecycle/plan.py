@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from steps.catalog.catalog import AlgorithmEntry, Catalog, DatasetEntry
+from steps.executors.base import ShapeUnsupported, refuse_unsupported_shape
 from steps.hashing import sha256_bytes
 from steps.images.code_hash import trainer_code_sha256
 from steps.images.trainer_image import TrainerImage
@@ -22,6 +23,7 @@ from steps.lifecycle.study_lineage import StudyLineage
 from steps.store import validate_name
 from steps.store.run_layout import RunLayout
 from steps.training.contract import PruningSpec
+from steps.training.shape import MAX_NODES, MAX_PROCS_PER_NODE, TrainingShape
 
 
 class BadRequest(ValueError):
@@ -47,6 +49,9 @@ class RunRequest(BaseModel):
     team: str = "default"
     promote: bool = True  # backfills set False: they never move the champion
     replay: Literal["none", "exact", "current-code"] = "none"
+    # None: the algorithm's default shape from the registry (config/algorithms.yaml).
+    nodes: int | None = Field(None, ge=1, le=MAX_NODES)
+    procs_per_node: int | None = Field(None, ge=1, le=MAX_PROCS_PER_NODE)
     force: bool = False  # train even when a registered version already holds this training's result
 
 
@@ -89,6 +94,8 @@ class RunPlan(BaseModel):
     promote: bool
     replay: str
     executor: str
+    nodes: int = 1
+    procs_per_node: int = 1
     # Backfills: a dataset hash pinned by a replayed manifest or an asset event,
     # the replayed model, and whether the result is a historical version.
     pinned_dataset_hash: str | None = None
@@ -107,6 +114,10 @@ class RunPlan(BaseModel):
     @property
     def output_prefix(self) -> str:
         return self.layout.train.prefix
+
+    @property
+    def shape(self) -> TrainingShape:
+        return TrainingShape(nodes=self.nodes, procs_per_node=self.procs_per_node)
 
 
 def run_key_for(dag_id: str, run_id: str) -> str:
@@ -166,6 +177,14 @@ def plan_run(
     """Resolve names, defaults and the trainer image. `image_resolver(reference) -> digest`
     is used for container and Kubernetes executors; it runs once per run, here."""
     dataset, algorithm, model_name, hyperparameters = check_request(request, catalog)
+    shape = TrainingShape(
+        nodes=request.nodes or algorithm.shape.nodes,
+        procs_per_node=request.procs_per_node or algorithm.shape.procs_per_node,
+    )
+    try:
+        refuse_unsupported_shape(executor, shape)
+    except ShapeUnsupported as exc:
+        raise BadRequest(str(exc)) from None
     image_version = algorithm.image_on(logical_date) if logical_date else algorithm.current_image()
     if executor == "subprocess":
         image = TrainerImage(
@@ -210,5 +229,7 @@ def plan_run(
         promote=request.promote,
         replay=request.replay,
         executor=executor,
+        nodes=shape.nodes,
+        procs_per_node=shape.procs_per_node,
         force=request.force,
     )

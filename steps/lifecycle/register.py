@@ -145,6 +145,10 @@ def register_model(
             _copy(store, source, version_key(plan.model_name, version, name), Path(tmp))
             for name, source in sources.items()
         ]
+    if result.world_size != plan.shape.world_size:
+        raise IntegrityError(
+            f"the trainer reports world size {result.world_size}, but the run planned {plan.shape.describe()}"
+        )
     identity = identity_for(plan, snapshot.dataset_hash, torch_version=result.torch_version)
     weights = next(f for f in files if f.name == "weights.safetensors")
     if weights.sha256 != result.weights_sha256:
@@ -182,6 +186,10 @@ def register_model(
         num_threads=result.num_threads,
         device=result.device,
         torch_version=result.torch_version,
+        nodes=plan.nodes,
+        procs_per_node=plan.procs_per_node,
+        world_size=result.world_size,
+        backend=result.backend,
         metrics=result.metrics,
         weights_sha256=result.weights_sha256,
         epochs_completed=result.epochs_completed,

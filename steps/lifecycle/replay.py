@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, computed_field
 
+from steps.executors.base import ShapeUnsupported, refuse_unsupported_shape
 from steps.images.code_hash import trainer_code_sha256
 from steps.images.trainer_image import TrainerImage
 from steps.lifecycle.manifest import ModelManifest
@@ -88,7 +89,20 @@ def _manifest_inputs(manifest: ModelManifest) -> dict:
         "pinned_dataset_hash": manifest.dataset.dataset_hash,
         "replay_of": f"{manifest.model_name}@{manifest.version}",
         "promote": False,
+        # The weights depend on the world size, so a replay trains on the pinned shape.
+        "nodes": manifest.nodes,
+        "procs_per_node": manifest.procs_per_node,
     }
+
+
+def check_shape_runs_here(manifest: ModelManifest, executor: str) -> None:
+    try:
+        refuse_unsupported_shape(executor, manifest.shape)
+    except ShapeUnsupported as exc:
+        raise ReplayRefused(
+            f"{manifest.model_name}@{manifest.version} was trained on {manifest.shape.describe()}, "
+            f"which a replay must use: {exc}"
+        ) from None
 
 
 def exact_replay_plan(plan: RunPlan, manifest: ModelManifest) -> RunPlan:
@@ -127,6 +141,7 @@ def backfill_plan(
     existing = model_registered_for(store, plan.model_name, day)
     if existing is None:
         return plan.model_copy(update={"promote": False, "historical": True, "replay": "none"})
+    check_shape_runs_here(existing, plan.executor)
     if replay == "current-code":
         return current_code_replay_plan(plan, existing, current_image)
     check_trainer_available(existing.trainer, digest_exists)

@@ -14,6 +14,7 @@ from steps.lifecycle.verify import CorruptModel, verify_manifest
 from steps.store import StoreSettings, open_store
 from steps.store.run_layout import RunLayout
 from steps.training.contract import TrainerResult, TrainingJob
+from steps.training.shape import CPU_BACKEND, CUDA_BACKEND, NO_BACKEND
 
 
 class ReproductionReport(BaseModel):
@@ -27,12 +28,19 @@ class ReproductionReport(BaseModel):
     trainer_pinned_by: str
     trainer_code_changed: bool  # embedded executor only: current code differs from the pinned hash
     output_prefix: str  # where the scratch run's outputs are; empty once removed
+    shape: str = "1×1"  # nodes × procs_per_node the reproduction trained on (the manifest's)
+    pinned_backend: str = NO_BACKEND
 
     def summary(self) -> str:
         kept = f"; scratch run kept under {self.output_prefix}" if self.output_prefix else ""
         if self.weights_match:
-            return f"reproduced {self.model_name}@{self.version}: weights hash matches ({self.actual_weights_sha256}){kept}"
+            return (
+                f"reproduced {self.model_name}@{self.version} on {self.shape}: weights hash matches "
+                f"({self.actual_weights_sha256}){kept}"
+            )
         note = " (the trainer's code changed since registration)" if self.trainer_code_changed else ""
+        if self.pinned_backend == CUDA_BACKEND:
+            note += f" (trained with {CUDA_BACKEND} on CUDA; reproduced on CPU with {CPU_BACKEND}: bit-identity holds only on CPU)"
         return (
             f"NOT reproduced {self.model_name}@{self.version}: expected weights {self.expected_weights_sha256}, "
             f"got {self.actual_weights_sha256}{note}{kept}"
@@ -54,6 +62,8 @@ def reproduction_job(manifest: ModelManifest, run_key: str) -> TrainingJob:
         hyperparameters=manifest.hyperparameters,
         num_threads=manifest.num_threads,
         device="cpu",  # bit-identity is promised on CPU
+        nodes=manifest.nodes,  # the weights depend on the world size: train on the pinned shape
+        procs_per_node=manifest.procs_per_node,
     )
 
 
@@ -94,5 +104,7 @@ def reproduce_model(
         trainer_pinned_by=manifest.trainer.pinned_reference,
         trainer_code_changed=code_changed,
         output_prefix=job.output_prefix if keep_run else "",
+        shape=str(manifest.shape),
+        pinned_backend=manifest.backend,
     )
     return report, result

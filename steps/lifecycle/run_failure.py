@@ -29,6 +29,7 @@ RETRYABLE_BY_KIND = {
     "oom-killed": True,
     "evicted": True,
     "image-pull": True,
+    "rendezvous": True,  # the nodes of a multi-node run never met (one not scheduled, not reachable)
     "quota-exceeded": True,  # the namespace's ResourceQuota refused the pod (unless it asks more than the whole)
     "trainer-exit": True,  # the trainer exited non-zero
     "stopped": True,  # the task was killed (a cancelled run, a worker shutdown) and stopped its trainer
@@ -43,6 +44,7 @@ _KIND_BY_TYPE_NAME = {
     "PlacementError": "bad-request",
     "UnpinnedImage": "bad-request",
     "ReplayRefused": "bad-request",
+    "ShapeUnsupported": "bad-request",
     "ValidationFailed": "validation",
     "DatasetReadError": "validation",
     "SnapshotError": "validation",

@@ -31,6 +31,8 @@ def training_job(plan: RunPlan, dataset_hash: str, *, device: str = "auto") -> T
         checkpoint_every=plan.checkpoint_every,
         checkpoints_kept=plan.checkpoints_kept,
         stall_timeout_s=plan.stall_timeout_s,
+        nodes=plan.nodes,
+        procs_per_node=plan.procs_per_node,
         pruning=plan.pruning,
     )
 
@@ -54,6 +56,8 @@ def finish_training(
     """Check what the trainer reports, and draw its learning curve (every executor, the pod operator too)."""
     if result.dataset_hash != dataset_hash:
         raise RuntimeError(f"trainer reports dataset {result.dataset_hash[:12]}, expected {dataset_hash[:12]}")
+    if result.world_size != plan.shape.world_size:
+        raise RuntimeError(f"trainer reports world size {result.world_size}, the run asked for {plan.shape.describe()}")
     store_learning_curve(
         store, plan.layout.train, title=f"{plan.model_name} — run {plan.run_key}", objective=objective, resumed=result.resumed
     )

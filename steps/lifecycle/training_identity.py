@@ -33,6 +33,9 @@ class TrainingIdentity(BaseModel):
     split_seed: int
     test_fraction: float
     num_threads: int  # reduction order depends on it
+    # Data-parallel processes: each takes its own shard and the all-reduce sums in rank order, so the
+    # weights depend on it (not on how the processes are spread over nodes: docs/trainer-contract.md).
+    world_size: int = 1
     # An image digest pins the trainer's whole environment; the embedded trainer's code hash does not
     # cover the Python it runs on, so its identity adds the torch version that computes the weights.
     torch_version: str | None = None
@@ -50,7 +53,8 @@ class TrainingIdentity(BaseModel):
         torch = f" on torch {self.torch_version}" if self.torch_version else ""
         return (
             f"{self.algorithm} trainer {self.trainer[:19]}{torch}, data {self.dataset_hash[:12]}, seed {self.seed}, "
-            f"split {self.split_seed}/{self.test_fraction}, threads {self.num_threads}, {hp}"
+            f"split {self.split_seed}/{self.test_fraction}, threads {self.num_threads}, "
+            f"world size {self.world_size}, {hp}"
         )
 
 
@@ -84,5 +88,6 @@ def identity_for(plan: RunPlan, dataset_hash: str, *, torch_version: str | None 
         split_seed=plan.split_seed,
         test_fraction=plan.test_fraction,
         num_threads=plan.num_threads,
+        world_size=plan.shape.world_size,
         torch_version=torch_version if code_pinned else None,
     )

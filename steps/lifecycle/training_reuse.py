@@ -46,6 +46,7 @@ def identity_of(manifest: ModelManifest) -> TrainingIdentity:
         split_seed=manifest.split_seed,
         test_fraction=manifest.test_fraction,
         num_threads=manifest.num_threads,
+        world_size=manifest.world_size,
         torch_version=short_torch_version(manifest.torch_version) if code_pinned else None,
     )
 

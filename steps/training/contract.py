@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from steps.hashing import canonical_json
 from steps.store.run_layout import TrainerOutputs
+from steps.training.shape import MAX_NODES, MAX_PROCS_PER_NODE, NO_BACKEND, TrainingShape
 
 ENV_PREFIX = "TRAINYARD_"
 
@@ -84,6 +85,9 @@ class TrainingJob(BaseModel):
     num_threads: int = Field(ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     weights_key: str = ""  # evaluate mode: which registered weights to score
+    # torchrun starts nodes × procs_per_node processes; each checks it is one of that many.
+    nodes: int = Field(1, ge=1, le=MAX_NODES)
+    procs_per_node: int = Field(1, ge=1, le=MAX_PROCS_PER_NODE)
     pruning: PruningSpec | None = None  # a study trial: report each epoch, stop when pruned
     # Resilience: none of these changes the weights, so none is part of a checkpoint's job identity.
     checkpoint_every: int = Field(default=1, ge=0)  # epochs between checkpoints; 0 = never
@@ -117,6 +121,10 @@ class TrainingJob(BaseModel):
         if missing:
             raise ValueError(f"trainer contract incomplete: missing {', '.join(missing)}")
         return cls.model_validate(values)
+
+    @property
+    def shape(self) -> TrainingShape:
+        return TrainingShape(nodes=self.nodes, procs_per_node=self.procs_per_node)
 
     @property
     def outputs(self) -> TrainerOutputs:
@@ -217,3 +225,5 @@ class TrainerResult(BaseModel):
     torch_version: str
     num_threads: int
     device: str
+    world_size: int = 1  # processes that trained together (torchrun's WORLD_SIZE)
+    backend: str = NO_BACKEND  # torch.distributed backend: gloo, nccl, or none for one plain process

@@ -17,17 +17,23 @@ def select_device(requested: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def configure_determinism(seed: int, num_threads: int, device: str) -> None:
-    # cuBLAS needs a fixed workspace for deterministic GEMMs; must be set before CUDA init.
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+def seed_everything(seed: int, device: str) -> None:
     import numpy as np
     import torch
 
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
-    if device == "cuda":
+    if device.startswith("cuda"):
         torch.cuda.manual_seed_all(seed)
+
+
+def configure_determinism(seed: int, num_threads: int, device: str) -> None:
+    # cuBLAS needs a fixed workspace for deterministic GEMMs; must be set before CUDA init.
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    import torch
+
+    seed_everything(seed, device)
     torch.use_deterministic_algorithms(True)
     torch.backends.cudnn.deterministic = True
     torch.backends.cudnn.benchmark = False

@@ -5,7 +5,10 @@
 - `EpochHook`s run, in order, after each epoch's record is made; one may end training by returning a
   `StopRecord` (checkpointing, metrics upload, TensorBoard and the progress line are hooks; a pruner is
   another);
-- `on_progress` is called after every batch (and evaluation batch): the stall watchdog listens to it.
+- `on_progress` is called after every batch (and evaluation batch): the stall watchdog listens to it;
+- `process` is this process's place among torchrun's ranks (steps/training/distributed.py): each rank
+  trains its shard through DistributedDataParallel, the loss and metrics are all-reduced, and every
+  rank stops after an epoch when the hooks (which the caller gives rank 0 alone) stop it.
 
 A non-finite loss stops the loop at once with `Diverged`, before the optimizer can apply it.
 """
@@ -20,8 +23,19 @@ from typing import Protocol
 import numpy as np
 
 from steps.training.contract import EpochRecord, EvalMetrics, StopRecord
+from steps.training.distributed import (
+    TrainingProcess,
+    eval_shard,
+    start_epoch,
+    sum_confusion_over_ranks,
+    sum_over_ranks,
+    train_loader,
+    wrap_model,
+)
 from steps.training.metrics import accuracy, confusion_matrix, macro_f1
 from steps.training.training_state import TrainingState
+
+ALONE = TrainingProcess()  # one process, no torchrun: the non-distributed path
 
 
 class Diverged(RuntimeError):
@@ -49,19 +63,24 @@ def fit(
     hooks: Sequence[EpochHook] = (),
     evaluate_each_epoch: Callable[[], EvalMetrics] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    seed: int = 0,
+    process: TrainingProcess = ALONE,
 ) -> FitOutcome:
+    """`seed`: the run's seed, which shuffles a DistributedSampler's shards (a lone process shuffles
+    with `state.data_order`, which a checkpoint saves)."""
     import torch
-    from torch.utils.data import DataLoader, TensorDataset
 
-    loader = DataLoader(TensorDataset(features, targets), batch_size=batch_size, shuffle=True, generator=state.data_order)
+    loader = train_loader(
+        features, targets, batch_size=batch_size, seed=seed, process=process, generator=state.data_order
+    )
     loss_fn = torch.nn.CrossEntropyLoss()
-    model, optimizer, device = state.model, state.optimizer, state.device
+    model, optimizer, device = wrap_model(state.model, process), state.optimizer, state.device
     for epoch in range(state.epochs_completed + 1, epochs + 1):
         state.begin_epoch()
+        start_epoch(loader, epoch)
         started = time.perf_counter()
         model.train()
-        total_loss = 0.0
-        seen = 0
+        total_loss, seen = 0.0, 0.0  # floats: all-reduced as one float64 tensor under torchrun
         for batch, (batch_x, batch_y) in enumerate(loader, 1):
             batch_x, batch_y = batch_x.to(device), batch_y.to(device)
             optimizer.zero_grad()
@@ -78,6 +97,7 @@ def fit(
             seen += len(batch_y)
             if on_progress is not None:
                 on_progress(epoch, batch)
+        total_loss, seen = sum_over_ranks(process, total_loss, seen)
         learning_rate = state.learning_rate  # the rate this epoch trained with
         if state.scheduler is not None:
             state.scheduler.step()
@@ -94,10 +114,16 @@ def fit(
             finished_at_unix_s=round(time.time(), 3),
         )
         state.end_epoch(record)
+        stop = None
         for hook in hooks:
             stop = hook.on_epoch_end(state, record)
             if stop is not None:
-                return FitOutcome(epochs_completed=epoch, stopped=stop)
+                break
+        # Every rank stops with rank 0 (a pruned trial), or the others would wait at the next all-reduce.
+        if process.in_group and sum_over_ranks(process, float(stop is not None))[0] > 0 and stop is None:
+            stop = StopRecord(status="stopped", reason="rank 0 ended training", after_epoch=epoch)
+        if stop is not None:
+            return FitOutcome(epochs_completed=epoch, stopped=stop)
     return FitOutcome(epochs_completed=state.epochs_completed)
 
 
@@ -110,9 +136,13 @@ def evaluate(
     device: str,
     batch_size: int = 512,
     on_progress: Callable[[], None] | None = None,
+    process: TrainingProcess = ALONE,
 ) -> EvalMetrics:
     import torch
 
+    n_examples = len(targets)
+    shard = eval_shard(process, n_examples)  # distributed: each rank scores its part, then all are summed
+    features, targets = features[shard], targets[shard]
     model.to(device)
     model.eval()
     loss_fn = torch.nn.CrossEntropyLoss(reduction="sum")
@@ -129,10 +159,11 @@ def evaluate(
                 on_progress()
     y_pred = np.concatenate(predictions) if predictions else np.zeros(0, dtype=np.int64)
     matrix = confusion_matrix(targets.cpu().numpy(), y_pred, n_classes)
+    matrix, total_loss = sum_confusion_over_ranks(process, matrix, total_loss)
     return EvalMetrics(
         accuracy=accuracy(matrix),
         macro_f1=macro_f1(matrix),
-        loss=total_loss / max(len(targets), 1),
+        loss=total_loss / max(n_examples, 1),
         confusion_matrix=matrix.tolist(),
-        n_examples=int(len(targets)),
+        n_examples=int(n_examples),
     )

@@ -2,8 +2,8 @@
 
 A trainer image's entrypoint is a few lines: it defines its features and model and
 calls `run_trainer(ALGORITHM)`. Everything else — contract parsing, hash verification,
-splitting, determinism, checkpoints and resume, monitoring, outputs — is shared, so two
-trainers behave identically.
+splitting, determinism, checkpoints and resume, monitoring, outputs, data-parallel ranks
+(distributed.py) — is shared, so two trainers behave identically.
 """
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from steps.training.contract import (
     TrainingJob,
     epochs_jsonl,
 )
+from steps.training.distributed import TrainingProcess, join_group, leave_group
 from steps.training.prepared_data import TrainerAlgorithm, TrainerError
 
 __all__ = ["TrainerAlgorithm", "TrainerError", "run_trainer", "train_or_evaluate"]
@@ -45,16 +46,9 @@ def _write_outputs(store, job: TrainingJob, weights_path: Path | None, epochs: l
         Path(XCOM_RETURN_PATH).write_text(result.model_dump_json())
 
 
-def train_or_evaluate(algorithm: TrainerAlgorithm, env: dict[str, str]) -> TrainerResult:
-    import torch
-    from safetensors.torch import load_file, save_file
-
-    from steps.hashing import sha256_file
-    from steps.store import StoreSettings, open_store
+def train_or_evaluate(algorithm: TrainerAlgorithm, env: dict[str, str]) -> TrainerResult | None:
+    """The TrainerResult on rank 0 (or a lone process); None on the other ranks, which write nothing."""
     from steps.training.determinism import configure_determinism, select_device
-    from steps.training.loop import evaluate
-    from steps.training.prepared_data import prepare_data
-    from steps.training.training_run import train_model
 
     started = time.perf_counter()
     job = TrainingJob.from_env(env)
@@ -62,17 +56,39 @@ def train_or_evaluate(algorithm: TrainerAlgorithm, env: dict[str, str]) -> Train
         raise TrainerError(f"this image trains {algorithm.name!r}, but the job asks for {job.algorithm!r}")
     device = select_device(job.device)
     configure_determinism(job.seed, job.num_threads, device)
+    process = join_group(job, env, device)  # torchrun's group, or this process alone
+    try:
+        return _train_or_evaluate(algorithm, job, env, process, started)
+    finally:
+        leave_group(process)
+
+
+def _train_or_evaluate(
+    algorithm: TrainerAlgorithm, job: TrainingJob, env: dict[str, str], process: TrainingProcess, started: float
+) -> TrainerResult | None:
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from steps.hashing import sha256_file
+    from steps.store import StoreSettings, open_store
+    from steps.training.loop import evaluate
+    from steps.training.prepared_data import prepare_data
+    from steps.training.training_run import train_model
+
+    device = process.device
     store = open_store(StoreSettings.from_env(env))
 
     scratch = Path(env.get(ENV_SCRATCH_DIR, DEFAULT_SCRATCH_DIR))
     scratch.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="job-", dir=scratch))
-    data = prepare_data(store, job, algorithm, work)
+    data = prepare_data(store, job, algorithm, work)  # re-verifies every hash
+    if process.in_group:  # every rank reads and verifies the data itself
+        print(f"trainyard-trainer: rank {process.rank} verified dataset {job.dataset_hash}", flush=True)
 
     resumed = stopped = None
     history: list[EpochRecord] = []
     if job.mode == "train":
-        trained = train_model(job, algorithm, data, store, device=device, work=work)
+        trained = train_model(job, algorithm, data, store, device=device, work=work, process=process)
         model, history = trained.state.model, trained.state.history
         resumed, stopped = trained.resumed, trained.fit.stopped
         weights_path = work / "weights.safetensors"
@@ -86,7 +102,9 @@ def train_or_evaluate(algorithm: TrainerAlgorithm, env: dict[str, str]) -> Train
         store.get_file(job.weights_key, weights_path)
         model.load_state_dict(load_file(str(weights_path)))
         weights_key = job.weights_key
-    metrics: EvalMetrics = evaluate(model, data.test_x, data.test_y, n_classes=data.n_classes, device=device)
+    metrics: EvalMetrics = evaluate(model, data.test_x, data.test_y, n_classes=data.n_classes, device=device, process=process)
+    if not process.is_main:
+        return None  # rank 0 writes the one copy of the (identical) weights, metrics and result
     result = TrainerResult(
         run_id=job.run_id,
         algorithm=job.algorithm,
@@ -105,6 +123,8 @@ def train_or_evaluate(algorithm: TrainerAlgorithm, env: dict[str, str]) -> Train
         torch_version=torch.__version__.split("+")[0],
         num_threads=torch.get_num_threads(),
         device=device,
+        world_size=process.world_size,
+        backend=process.backend,
     )
     _write_outputs(store, job, weights_path if job.mode == "train" else None, history, result)
     return result
@@ -124,6 +144,8 @@ def run_trainer(algorithm: TrainerAlgorithm) -> int:
         traceback.print_exc()
         print(f"trainyard-trainer: error: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
         return EXIT_ERROR
+    if result is None:
+        return EXIT_OK  # a rank other than 0: rank 0 reports for the group
     print(
         f"trainyard-trainer: {result.mode} done: accuracy={result.metrics.accuracy:.4f} "
         f"macro_f1={result.metrics.macro_f1:.4f} weights_sha256={result.weights_sha256}",

@@ -20,7 +20,9 @@ def cmd_reproduce(args) -> int:
         kind = "subprocess"
     else:  # a digest-pinned trainer: run that image locally, even where training runs on Kubernetes
         kind = "container"
-    executor = make_executor(kind, container_runtime=settings.container_runtime)
+    executor = make_executor(
+        kind, container_runtime=settings.container_runtime, rendezvous_timeout_s=settings.rendezvous_timeout_s
+    )
     print(f"reproducing {manifest.model_name}@{manifest.version}: verifying its files and snapshot against the "
           "manifest, then retraining on CPU ...", flush=True)
     report, _ = reproduce_model(manifest, executor, settings.store, keep_run=args.keep_run)

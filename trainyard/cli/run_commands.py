@@ -50,9 +50,14 @@ def cmd_run(args) -> int:
         "dataset": args.dataset, "algorithm": args.algorithm, "model_name": args.model_name,
         "epochs": args.epochs, "learning_rate": args.learning_rate, "batch_size": args.batch_size, "seed": args.seed,
         "checkpoint_every": args.checkpoint_every, "stall_timeout_s": args.stall_timeout_s,
-        "force": args.force or None,
+        "nodes": args.nodes, "procs_per_node": args.procs_per_node, "force": args.force or None,
     }.items() if v is not None}
     request = check_run_request(conf)  # before Airflow starts: the same words as the form, in well under a second
+    if request.nodes is not None and request.nodes > 1:  # an executor that cannot run it: say so before Airflow loads
+        from steps.executors.base import refuse_unsupported_shape
+        from steps.training.shape import TrainingShape
+
+        refuse_unsupported_shape(load_settings().executor, TrainingShape(nodes=request.nodes))
     from trainyard.cli.run_output import output_to_log, run_log_path
     from trainyard.local_airflow import (
         configure_airflow_env,
@@ -94,6 +99,8 @@ def report_run(run, log_path) -> int:
               f"identity {registered.training_identity_sha256}; nothing was trained (--force trains anyway)")
     else:
         print(f"registered model {ref} (champion: {registered.champion})")
+    if manifest.world_size > 1:
+        print(f"trained on {manifest.shape.describe()}, backend {manifest.backend}")
     if not registered.champion and registered.champion_reason:
         print(f"not champion: {registered.champion_reason}")
     print(f"metrics accuracy={m.accuracy:.4f} macro_f1={m.macro_f1:.4f} loss={m.loss:.4f} on {m.n_examples} test examples")
@@ -132,7 +139,8 @@ def _invoked_as() -> str:
 
 def cmd_demo(args) -> int:
     args.dataset, args.algorithm = "digits", "digits-cnn"
-    for name in ("model_name", "epochs", "learning_rate", "batch_size", "seed", "checkpoint_every", "stall_timeout_s"):
+    for name in ("model_name", "epochs", "learning_rate", "batch_size", "seed", "checkpoint_every", "stall_timeout_s",
+                 "nodes", "procs_per_node"):
         setattr(args, name, None)
     args.force = False
     return cmd_run(args)
@@ -169,6 +177,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true",
                    help="train even when a registered version was already trained with this exact trainer, data, "
                         "hyperparameters and seeds (default: reuse that version and train nothing)")
+    p.add_argument("--nodes", type=int, metavar="N",
+                   help=f"machines to train on; more than 1 needs the container or kubernetes executor "
+                        f"(default: {registry}; range: {_range('nodes')})")
+    p.add_argument("--procs-per-node", type=int, metavar="N",
+                   help=f"data-parallel processes per node, started by torchrun (default: {registry}; "
+                        f"range: {_range('procs_per_node')})")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("demo", help="run training_pipeline on the digits demo with embedded defaults",

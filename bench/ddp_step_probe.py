@@ -1,0 +1,101 @@
+"""Run under torchrun by bench/distributed_scaling.py, two probes of the digits CNN in one
+process group, 1 thread per process, interleaved blocks, rank 0 printing one JSON line:
+
+- `comm` (2 processes): how much of a DDP training step is gradient all-reduce that backward()
+  does not hide: the same steps with the all-reduce and under DDP's no_sync();
+- `overhead` (1 process): the shared loop's epoch (steps/training/loop.py fit) as one plain
+  process and as a DDP group of one (DistributedSampler, DDP wrapper, gloo all-reduce), in the
+  same process, so start-up and the machine's load drift cancel out.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+
+from steps.training.distributed import TrainingProcess
+from steps.training.loop import ALONE, fit
+from steps.training.training_state import new_training_state
+
+TRAINER = Path(__file__).resolve().parent.parent / "images" / "digits-cnn" / "train.py"
+
+
+def digits_cnn() -> torch.nn.Module:
+    spec = importlib.util.spec_from_file_location("digits_trainer", TRAINER)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    torch.manual_seed(0)
+    return module.DigitsCNN().build_model({}, 10)  # the trainer's own model, default hyperparameters
+
+
+def comm_share(steps: int, blocks: int) -> dict:
+    model = DistributedDataParallel(digits_cnn())
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.005)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    x, y = torch.rand(64, 1, 8, 8), torch.randint(0, 10, (64,))
+
+    def timed(count: int, *, sync: bool) -> float:
+        started = time.perf_counter()
+        for _ in range(count):
+            optimizer.zero_grad()
+            if sync:
+                loss_fn(model(x), y).backward()
+            else:
+                with model.no_sync():
+                    loss_fn(model(x), y).backward()
+            optimizer.step()
+        return (time.perf_counter() - started) / count
+
+    timed(20, sync=True)
+    timed(20, sync=False)
+    synced, unsynced = [], []
+    for _ in range(blocks):
+        dist.barrier()
+        synced.append(timed(steps, sync=True))
+        dist.barrier()
+        unsynced.append(timed(steps, sync=False))
+    sync_s, no_sync_s = statistics.median(synced), statistics.median(unsynced)
+    return {"sync_step_ms": 1000 * sync_s, "no_sync_step_ms": 1000 * no_sync_s,
+            "exposed_comm_share": max(0.0, 1 - no_sync_s / sync_s)}
+
+
+def world_size_1_overhead(examples: int, blocks: int) -> dict:
+    group_of_one = TrainingProcess(rank=0, local_rank=0, world_size=1, backend="gloo", device="cpu")
+    x, y = torch.rand(examples, 1, 8, 8), torch.randint(0, 10, (examples,))
+    rates: dict[str, list[float]] = {"plain": [], "ddp": []}
+    for block in range(blocks + 1):  # block 0 warms both up
+        for kind, process in (("plain", ALONE), ("ddp", group_of_one)):
+            started = time.perf_counter()
+            state = new_training_state(digits_cnn(), {"learning_rate": 0.005}, seed=1, device="cpu")
+            fit(state, x, y, epochs=1, batch_size=64, seed=1, process=process)
+            if block:
+                rates[kind].append(examples / (time.perf_counter() - started))
+    plain, ddp = statistics.median(rates["plain"]), statistics.median(rates["ddp"])
+    return {"plain_samples_per_s": plain, "ddp_samples_per_s": ddp, "overhead": 1 - ddp / plain, "rates": rates}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("probe", nargs="?", default="comm", choices=("comm", "overhead"))
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--examples", type=int, default=8000)
+    parser.add_argument("--blocks", type=int, default=5)
+    args = parser.parse_args()
+    dist.init_process_group("gloo")
+    torch.set_num_threads(1)
+    result = comm_share(args.steps, args.blocks) if args.probe == "comm" else world_size_1_overhead(args.examples, args.blocks)
+    if dist.get_rank() == 0:
+        print(json.dumps(result), flush=True)
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
