@@ -66,7 +66,11 @@ compose() {
     shift
     # BuildKit would start a moby/buildkit container, which cannot be pulled here; the classic
     # builder sends the context to podman, which builds with each Dockerfile's own .dockerignore.
-    DOCKER_HOST="unix://$socket" DOCKER_BUILDKIT=0 exec "$ROOT/.tools/bin/docker-compose" \
+    # One build at a time: without BuildKit nothing shares a build in progress, so the five
+    # services that build the same Airflow image would each write its 7 GB venv layer at once
+    # (and a temporary copy of it), which filled the disk; built one after another, the first
+    # writes it and the rest find it in the layer cache.
+    DOCKER_HOST="unix://$socket" DOCKER_BUILDKIT=0 COMPOSE_PARALLEL_LIMIT="${COMPOSE_PARALLEL_LIMIT:-1}" exec "$ROOT/.tools/bin/docker-compose" \
         -f docker-compose.yml -f tests/compose/podman.yml "$@"
 }
 

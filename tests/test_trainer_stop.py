@@ -83,9 +83,15 @@ def test_an_interrupted_wait_ctrl_c_on_trainyard_run_stops_the_trainer_too(tmp_p
         _wait_for(pids_file.exists, "the trainer to start its child")
         os.kill(os.getpid(), signal.SIGINT)  # what a terminal sends to `trainyard run` (never to the trainer)
 
-    threading.Thread(target=press_ctrl_c_once_the_trainer_runs, daemon=True).start()
-    with pytest.raises(KeyboardInterrupt):
-        run_trainer_process([sys.executable, "-c", _TRAINER, str(pids_file)], env=dict(os.environ), deadline_s=3600,
-                            secrets={})
+    # Python turns SIGINT into KeyboardInterrupt only where it was not ignored at start-up, and a
+    # suite started in the background by a non-interactive shell (CI, nohup ... &) inherits it ignored.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        threading.Thread(target=press_ctrl_c_once_the_trainer_runs, daemon=True).start()
+        with pytest.raises(KeyboardInterrupt):
+            run_trainer_process([sys.executable, "-c", _TRAINER, str(pids_file)], env=dict(os.environ),
+                                deadline_s=3600, secrets={})
+    finally:
+        signal.signal(signal.SIGINT, previous)
     trainer, grandchild = (int(pid) for pid in pids_file.read_text().split())
     _wait_for(lambda: not _alive(trainer) and not _alive(grandchild), "the trainer and its child to end")

@@ -108,7 +108,10 @@ def up(stack: ComposeStack, *args: str) -> None:
             return
         # A port taken between free_port() and podman's bind: take new ones; anything else fails.
         if "address already in use" not in started.stderr or attempt == PORT_ATTEMPTS:
-            pytest.fail(f"docker compose up {' '.join(args)} failed ({started.returncode}):\n{started.stderr[-6000:]}")
+            # The services' own last lines say why one stayed unhealthy; compose's progress lines do not.
+            logs = stack.compose("logs", "--no-color", "--tail", "30", timeout_s=300, check=False)
+            pytest.fail(f"docker compose up {' '.join(args)} failed ({started.returncode}):\n{started.stderr[-3000:]}"
+                        f"\n--- last lines of each service:\n{logs.stdout[-8000:]}")
         stack.compose("down", "--volumes", "--remove-orphans", timeout_s=600, check=False)
         stack.write_env(_env_values())
 

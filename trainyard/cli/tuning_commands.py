@@ -142,28 +142,42 @@ def cmd_study(args) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     from steps.training.contract import OBJECTIVES, PRUNERS
-    from steps.tuning.request import SAMPLERS
+    from steps.tuning.request import SAMPLERS, STUDY_BOUNDS
 
     p = sub.add_parser("tune", help="run a hyperparameter study locally (the hyperparameter_search DAG, dag.test on SQLite)")
-    p.add_argument("--dataset", help="catalog dataset (required unless --resume)")
-    p.add_argument("--algorithm", help="registered algorithm (required unless --resume)")
-    p.add_argument("--model-name", help="registry name for the best trial (default <dataset>-<algorithm>)")
-    p.add_argument("--max-trials", type=int, help="trials in all (default 8; range: 1-64)")
-    p.add_argument("--parallel-trials", type=int, help="trials per wave, run side by side (default 2; range: 1-8)")
+    def rng(name: str) -> str:
+        bounds = STUDY_BOUNDS[name]
+        return f"range: {bounds['minimum']}..{bounds['maximum']}"
+
+    p.add_argument("--dataset", metavar="NAME",
+                   help="dataset to tune on: a name in config/datasets.yaml (required unless --resume)")
+    p.add_argument("--algorithm", metavar="NAME",
+                   help="algorithm to tune: a name in config/algorithms.yaml (required unless --resume)")
+    p.add_argument("--model-name", metavar="NAME", help="registry name for the best trial (default <dataset>-<algorithm>)")
+    p.add_argument("--max-trials", type=int, metavar="N", help=f"trials in all (default 8; {rng('max_trials')})")
+    p.add_argument("--parallel-trials", type=int, metavar="N",
+                   help=f"trials per wave, run side by side (default 2; {rng('parallel_trials')})")
     p.add_argument("--sampler", help=f"one of {', '.join(SAMPLERS)} (default tpe)")
     p.add_argument("--pruner", help=f"one of {', '.join(PRUNERS)} (default median)")
-    p.add_argument("--min-trials", type=int, help="completed trials before the median rule stops any (default 3; range: 0-64)")
-    p.add_argument("--start-epoch", type=int, help="first epoch after which a trial may be stopped (default 2; range: 1-200)")
+    p.add_argument("--min-trials", type=int, metavar="N",
+                   help=f"completed trials before the median rule stops any (default 3; {rng('min_trials')})")
+    p.add_argument("--start-epoch", type=int, metavar="N",
+                   help=f"first epoch after which a trial may be stopped (default 2; {rng('start_epoch')})")
     p.add_argument("--objective", help=f"one of {', '.join(OBJECTIVES)} (default macro_f1)")
-    p.add_argument("--epochs", type=int, help="every trial's epochs (default: the algorithm's; range: 1-200)")
-    p.add_argument("--seed", type=int, help="study seed: the sampler's and every trial's (default 42; range: 0-2147483647)")
-    p.add_argument("--space", help="YAML file: the search space (default: the algorithm's, config/algorithms.yaml)")
+    p.add_argument("--epochs", type=int, metavar="N",
+                   help=f"every trial's epochs (default: the algorithm's; {rng('epochs')})")
+    p.add_argument("--seed", type=int, metavar="N",
+                   help=f"study seed: the sampler's and every trial's (default 42; {rng('seed')})")
+    p.add_argument("--space", metavar="FILE",
+                   help="YAML file: the search space (default: the algorithm's, config/algorithms.yaml)")
     p.add_argument("--team", help="team whose study DAG (and pool) runs it (default: default)")
-    p.add_argument("--resume", metavar="STUDY_ID", help="resume a study `trainyard tune` started; finished trials are kept (default: start a new one)")
+    p.add_argument("--resume", metavar="STUDY_ID",
+                   help="resume a study `trainyard tune` started; finished trials are kept (default: a new study)")
     p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("study", help="print a study's trials as a table, best first")
     p.add_argument("study_id", metavar="STUDY_ID", help="the study's id, as `trainyard tune` printed it")
     p.add_argument("--json", action="store_true", help="print the whole study record (default: a table)")
-    p.add_argument("--plots", metavar="DIR", help="also download the study's two plots (PNG) into DIR (default: none)")
+    p.add_argument("--plots", metavar="DIR",
+                   help="also download the study's two plots (PNG) into DIR (default: no download)")
     p.set_defaults(func=cmd_study)
