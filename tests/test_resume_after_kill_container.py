@@ -11,7 +11,7 @@ from steps.executors.base import TrainerFailed
 from steps.executors.container_executor import ContainerExecutor
 from steps.images.trainer_image import TrainerImage
 from steps.store import open_store
-from tests.test_container_executor import COLD_BUILD_TIMEOUT_S, registered_images  # noqa: F401 - a fixture
+from tests.test_container_executor import COLD_BUILD_TIMEOUT_S
 from tests.test_resume_after_kill import CONF, _train_tries
 from tests.trainer_kill import kill_mid_epoch
 
@@ -22,7 +22,7 @@ pytestmark = [
 
 
 def test_a_trainer_container_killed_mid_epoch_3_resumes_on_the_retry_to_bit_identical_weights(
-    registered_images, airflow_db, monkeypatch  # noqa: F811 - the imported fixture
+    registered_images, airflow_db, monkeypatch
 ):
     from steps.lifecycle.model_registry import resolve_model_ref
     from steps.lifecycle.reproduce import reproduce_model
@@ -50,7 +50,7 @@ def test_a_trainer_container_killed_mid_epoch_3_resumes_on_the_retry_to_bit_iden
     assert report.weights_match, report.summary()
 
 
-def test_a_diverging_trainer_container_fails_as_diverged(registered_images):  # noqa: F811 - the imported fixture
+def test_a_diverging_trainer_container_fails_as_diverged(registered_images):
     from steps.lifecycle.train import training_job
     from tests.pipeline_fixtures import make_plan, snapshot_of
 
