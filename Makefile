@@ -87,6 +87,7 @@ up: venv services
 bench: venv services
 	$(BIN)/python bench/snapshot_hashing.py
 	$(BIN)/python bench/minio_throughput.py
+	$(BIN)/python bench/checkpoint_overhead.py
 	$(BIN)/python bench/distributed_scaling.py
 	$(BIN)/python bench/hyperparameter_search.py
 	$(BIN)/python bench/client_refusal.py

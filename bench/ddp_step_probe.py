@@ -22,6 +22,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from steps.training.distributed import TrainingProcess
 from steps.training.loop import ALONE, fit
+from steps.training.training_state import new_training_state
 
 TRAINER = Path(__file__).resolve().parent.parent / "images" / "digits-cnn" / "train.py"
 
@@ -73,7 +74,8 @@ def world_size_1_overhead(examples: int, blocks: int) -> dict:
     for block in range(blocks + 1):  # block 0 warms both up
         for kind, process in (("plain", ALONE), ("ddp", group_of_one)):
             started = time.perf_counter()
-            fit(digits_cnn(), x, y, epochs=1, learning_rate=0.005, batch_size=64, seed=1, device="cpu", process=process)
+            state = new_training_state(digits_cnn(), {"learning_rate": 0.005}, seed=1, device="cpu")
+            fit(state, x, y, epochs=1, batch_size=64, seed=1, process=process)
             if block:
                 rates[kind].append(examples / (time.perf_counter() - started))
     plain, ddp = statistics.median(rates["plain"]), statistics.median(rates["ddp"])

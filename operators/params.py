@@ -68,6 +68,16 @@ def training_params() -> dict[str, Param]:
             description=registry_default("batch_size", "Examples per step."), **BOUNDS["batch_size"],
         ),
         "seed": Param(DEFAULT_SEED, type="integer", title="Seed", description="Seeds torch, numpy, random and data order.", **BOUNDS["seed"]),
+        "checkpoint_every": Param(
+            None, type=["null", "integer"], title="Checkpoint every (epochs)",
+            description="Epochs between checkpoints a retried trainer resumes from; 0 = none; empty = the "
+            "algorithm registry's default.", **BOUNDS["checkpoint_every"],
+        ),
+        "stall_timeout_s": Param(
+            None, type=["null", "integer"], title="Stall timeout (s)",
+            description="Stop (and retry) a trainer that finishes no batch for this many seconds; 0 = never; "
+            "empty = the algorithm registry's default.", **BOUNDS["stall_timeout_s"],
+        ),
         "force": force_param(),
         **shape_params(),
     }

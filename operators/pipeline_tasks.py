@@ -104,7 +104,8 @@ def validate_task(plan: XComRecord, snapshot: XComRecord) -> dict:
 
 
 def train(plan: dict, snapshot: dict) -> dict:
-    """The train step on the local executors; operators/train_operator.py runs it as the `train` task."""
+    """The train step on the local executors; operators/train_operator.py runs it as the `train` task
+    (retried per operators/retry_policy.py; a retried trainer resumes from its run's newest checkpoint)."""
     from operators.context import executor_for, load_settings
     from steps.data.snapshot import SnapshotRef
     from steps.lifecycle.plan import RunPlan
@@ -113,7 +114,11 @@ def train(plan: dict, snapshot: dict) -> dict:
     settings = load_settings()
     run = RunPlan.model_validate(plan)
     dataset_hash = SnapshotRef.model_validate(snapshot).dataset_hash
-    result = run_training(run, dataset_hash, executor_for(run.executor, settings), settings.store)
+    result = run_training(
+        run, dataset_hash, executor_for(run.executor, settings), settings.store, objective=settings.primary_metric
+    )
+    if result.resumed is not None:
+        print(f"train: resumed at epoch {result.resumed.from_epoch} from {result.resumed.checkpoint_key}")
     return result.model_dump(mode="json")
 
 

@@ -47,7 +47,7 @@ def build_retraining_dag(entry: RetrainingEntry) -> DAG:
         plan = plan_task()
         snapshot = snapshot_task(plan)
         validation = validate_task(plan, snapshot)
-        result = train_step(plan, snapshot, validation)
+        result = train_step(plan, snapshot, validation, algorithm=entry.algorithm)
         evaluation = evaluate_task(plan, result)
         register_task(plan, snapshot, validation, result, evaluation)
     return dag

@@ -19,6 +19,7 @@ from airflow.providers.common.compat.sdk import AirflowException
 from kubernetes.client import models as k8s
 
 from operators.failure_recording import recording_failure
+from operators.retry_policy import retrying_only_what_can_succeed
 from operators.train_pod import SIDECAR_SECURITY_CONTEXT, run_for_team, settings_pods_can_use
 from operators.xcom import xcom_record
 from steps.catalog.teams import DEFAULT_TEAMS_PATH, load_teams
@@ -125,8 +126,13 @@ class TrainerJobOperator(KubernetesJobOperator):
 
     def execute(self, context: Any) -> dict:
         from operators.training_reuse import skip_if_already_trained
+        from steps.lifecycle.plan import RunPlan
 
-        with recording_failure("train", context):
+        # The run's own algorithm decides how many of the task's tries it may use (operators/retry_policy.py).
+        with (
+            retrying_only_what_can_succeed(RunPlan.model_validate(xcom_record(self.plan)).retries, context),
+            recording_failure("train", context),
+        ):
             skip_if_already_trained(xcom_record(self.plan), xcom_record(self.snapshot), context)  # before any Job exists
             run = run_for_team(self.plan, self.team_entry)
             self.parallelism = self.completions = run.nodes

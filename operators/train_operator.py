@@ -10,6 +10,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 
 from operators.failure_recording import plan_run_key, recording_failure
+from operators.retry_policy import retrying_only_what_can_succeed
 from operators.xcom import xcom_record
 
 
@@ -25,9 +26,14 @@ class TrainOperator(BaseOperator):
     def execute(self, context: Any) -> dict:
         from operators.pipeline_tasks import train
         from operators.training_reuse import skip_if_already_trained
+        from steps.lifecycle.plan import RunPlan
 
         plan, snapshot = xcom_record(self.plan), xcom_record(self.snapshot)
-        with recording_failure(self.task_id, context, plan_run_key(plan)):
+        # The run's own algorithm decides how many of the task's tries it may use (operators/retry_policy.py).
+        with (
+            retrying_only_what_can_succeed(RunPlan.model_validate(plan).retries, context),
+            recording_failure(self.task_id, context, plan_run_key(plan)),
+        ):
             skip_if_already_trained(plan, snapshot, context)  # a registered identity: nothing to train
             return train(plan, snapshot)
 

@@ -2,7 +2,8 @@
 
 It turns the run's plan and snapshot into the trainer pod, lets the provider run it, and
 hands back the trainer's TrainerResult (read by the XCom sidecar from return.json) in the
-same shape as operators/train_operator.py. A failed pod fails the task with its log tail.
+same shape as operators/train_operator.py, after drawing the run's learning curve. A failed pod fails
+the task with why (its failure kind: a diverged trainer is not retried) and its log tail.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from kubernetes.client import models as k8s
 from kubernetes.client.exceptions import ApiException
 
 from operators.failure_recording import plan_run_key, recording_failure
+from operators.retry_policy import retrying_only_what_can_succeed
 from operators.xcom import xcom_record
 from steps.catalog.teams import DEFAULT_TEAMS_PATH, TeamEntry, load_teams
 from steps.kubernetes.pod_failure import PodFailure, deleted_pod_failure, pod_failure, quota_refusal
@@ -146,10 +148,19 @@ class TrainerPodOperator(KubernetesPodOperator):
 
         return SnapshotRef.model_validate(xcom_record(self.snapshot))
 
+    def _retries(self) -> int:
+        from steps.lifecycle.plan import RunPlan
+
+        return RunPlan.model_validate(xcom_record(self.plan)).retries
+
     def execute(self, context: Any) -> dict:
         from operators.training_reuse import skip_if_already_trained
 
-        with recording_failure(self.task_id, context, plan_run_key(self.plan)), self._refusals_explained():
+        with (
+            retrying_only_what_can_succeed(self._retries(), context),
+            recording_failure(self.task_id, context, plan_run_key(self.plan)),
+            self._refusals_explained(),
+        ):
             skip_if_already_trained(xcom_record(self.plan), xcom_record(self.snapshot), context)  # before any pod exists
             return self._trainer_result(super().execute(context))
 
@@ -165,18 +176,28 @@ class TrainerPodOperator(KubernetesPodOperator):
             raise TrainerPodFailed(refusal.reason, refusal) from None
 
     def trigger_reentry(self, context: Any, event: dict[str, Any]) -> Any:
-        with recording_failure(self.task_id, context, plan_run_key(self.plan)):
+        with (
+            retrying_only_what_can_succeed(self._retries(), context),
+            recording_failure(self.task_id, context, plan_run_key(self.plan)),
+        ):
             return self._trainer_result(super().trigger_reentry(context, event))
 
     def _trainer_result(self, xcom: Any) -> dict:
+        from operators.context import load_settings, open_artifact_store
+        from steps.lifecycle.plan import RunPlan
+        from steps.lifecycle.train import finish_training
         from steps.training.contract import XCOM_RETURN_PATH, TrainerResult
 
         if not xcom:
             raise AirflowException(f"trainer pod succeeded but wrote no result to {XCOM_RETURN_PATH}")
-        result = TrainerResult.model_validate(xcom)
-        expected = self._snapshot_ref().dataset_hash
-        if result.dataset_hash != expected:
-            raise AirflowException(f"trainer reports dataset {result.dataset_hash[:12]}, expected {expected[:12]}")
+        settings = load_settings()
+        result = finish_training(  # checks the dataset the trainer saw, draws the learning curve
+            open_artifact_store(settings),
+            RunPlan.model_validate(xcom_record(self.plan)),
+            self._snapshot_ref().dataset_hash,
+            TrainerResult.model_validate(xcom),
+            objective=settings.primary_metric,
+        )
         return result.model_dump(mode="json")
 
     def cleanup(self, pod: k8s.V1Pod, remote_pod: k8s.V1Pod, xcom_result: dict | None = None, context: Any = None) -> None:
@@ -211,24 +232,26 @@ class TrainerPodOperator(KubernetesPodOperator):
             raise failure
 
     def describe_failure(self, pod: k8s.V1Pod, *, deleted: bool = False) -> TrainerPodFailed:
-        """One line on why (from the pod's latest status), then the trainer's last log lines."""
+        """One line on why (from the pod's latest status and the trainer's exit code and last log
+        lines; its failure kind decides whether a retry may follow), then those log lines."""
         from steps.training.trainer_env import redact, trainer_secret_env
 
-        failure = deleted_pod_failure(pod) if deleted else pod_failure(pod, TRAINER_CONTAINER)
         container = get_container_status(pod, TRAINER_CONTAINER)
         terminated = container.state.terminated if container and container.state else None
         # The kubelet keeps the log tail as the termination message (FallbackToLogsOnError): it
         # outlives log rotation and the pod's deletion, so it comes first.
         kept = terminated.message if terminated else ""
-        tail = kept or ("" if deleted else self._log_tail(pod)) or "(no log output)"
+        tail = kept or ("" if deleted else self._log_tail(pod)) or ""
         source = "the kubelet's termination message" if kept else "the pod's log"
-        text = f"{failure.reason}\nlast log lines ({source}):\n{tail.rstrip()}"
+        failure = deleted_pod_failure(pod) if deleted else pod_failure(pod, TRAINER_CONTAINER, tail.splitlines())
+        text = f"{failure.reason}\nlast log lines ({source}):\n{tail.rstrip() or '(no log output)'}"
         try:
             from operators.context import load_settings
 
             secrets = trainer_secret_env(load_settings().store)
         except Exception:  # without the secrets we cannot redact: withhold the log rather than risk it
-            text = f"{failure.reason}\n(log tail withheld: the store settings needed to redact it could not be loaded)"
+            # The first line may quote the trainer's log too: keep only its words before the quote.
+            text = f"{failure.reason.split(':')[0]}\n(log tail withheld: the store settings needed to redact it could not be loaded)"
             secrets = {}
         return TrainerPodFailed(redact(text, secrets), failure)
 

@@ -80,8 +80,8 @@ def test_every_service_has_an_image_or_a_build():
     assert not missing, f"services without image or build: {missing}"
 
 
-def test_the_stack_has_postgres_minio_the_four_airflow_components_and_init_services():
-    assert set(services()) == {"postgres", "minio", "init-minio", "init-airflow", *AIRFLOW_SERVICES}
+def test_the_stack_has_postgres_minio_the_four_airflow_components_init_services_and_tensorboard():
+    assert set(services()) == {"postgres", "minio", "init-minio", "init-airflow", "tensorboard", *AIRFLOW_SERVICES}
     for name in AIRFLOW_SERVICES:
         assert services()[name]["build"]["dockerfile"] == "images/airflow/Dockerfile"
     assert services()["minio"]["build"]["context"] == "images/minio"
@@ -89,7 +89,7 @@ def test_the_stack_has_postgres_minio_the_four_airflow_components_and_init_servi
 
 def test_every_long_running_service_has_a_healthcheck():
     long_running = {name: svc for name, svc in services().items() if not is_one_shot(svc)}
-    assert set(long_running) == {"postgres", "minio", *AIRFLOW_SERVICES}
+    assert set(long_running) == {"postgres", "minio", "tensorboard", *AIRFLOW_SERVICES}
     missing = [name for name, svc in long_running.items() if not svc.get("healthcheck", {}).get("test")]
     assert not missing, f"long-running services without a healthcheck: {missing}"
 
@@ -118,6 +118,17 @@ def test_airflow_services_share_one_environment():
     assert envs[0]["AIRFLOW__CORE__DAGS_FOLDER"] == "/opt/trainyard/dags"
     assert envs[0]["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
     assert ".:/opt/trainyard:ro" in all_services["airflow-scheduler"]["volumes"]
+
+
+def test_tensorboard_serves_every_run_from_the_stacks_store_with_the_store_users_keys():
+    service = services()["tensorboard"]
+    assert service["build"]["dockerfile"] == "images/airflow/Dockerfile"
+    assert service["entrypoint"] == ["/opt/venv/bin/trainyard"]
+    assert service["command"][:2] == ["tensorboard", "--all-runs"]
+    env = {k: interpolate(str(v), env_example()) for k, v in service["environment"].items()}
+    assert env["TRAINYARD_STORE"] == "minio" and env["TRAINYARD_MINIO_ENDPOINT"] == "minio:9000"
+    assert env["TRAINYARD_MINIO_ACCESS_KEY"] == env_example()["TRAINYARD_MINIO_ACCESS_KEY"]  # the store user, not root
+    assert {"minio", "init-minio"} <= set(service["depends_on"])
 
 
 def test_airflow_env_names_the_connection_ids_the_operators_read():

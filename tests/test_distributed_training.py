@@ -216,7 +216,7 @@ def test_killing_one_rank_fails_the_whole_run_within_bounded_time_naming_the_ran
     settings = StoreSettings(backend="local", root=str(store_root))
     plan = make_plan("kill-rank", epochs=200, procs_per_node=2)
     job = training_job(plan, snapshot_of(local_store).dataset_hash)
-    with seeing_log_line('"epoch": 1') as trained_an_epoch:
+    with seeing_log_line("epoch 1/200 ") as trained_an_epoch:
         run, raised = in_thread(lambda: SubprocessExecutor().run(job, plan.image, settings, deadline_s=900))
         assert trained_an_epoch.wait(600), "the two ranks never finished an epoch"
         os.kill(pid_of_rank(job.run_id, 1), signal.SIGKILL)

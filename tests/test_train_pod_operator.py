@@ -1,11 +1,13 @@
 """TrainerPodOperator's guards that the real tier (tests/kubernetes, make test-kubernetes)
 does not reach: a kept failed pod, a result missing or for another dataset, a deferred pod
-past its deadline.
+past its deadline, a diverged trainer that is not retried, the learning curve of a finished pod.
 
 The real tier runs the success, failure and deferrable paths on a real cluster; these few stay
 here, fast and in every `make test`, with a stand-in at the API boundary: the real operator,
 hook, PodManager and trigger run, and only CoreV1Api's HTTP methods (plus the exec websocket
 the XCom sidecar is read through) answer from FakeCluster, which plays the kubelet's part.
+A pod that succeeds has written its metrics into a real MinIO (`cluster_with_store`), from which
+the operator draws the run's learning curve, as it does on a real cluster.
 """
 from __future__ import annotations
 
@@ -45,6 +47,9 @@ def trainer_result(**changes) -> dict:
         "weights_sha256": "01" * 32,
         "train_examples": 40,
         "epochs_completed": 2,
+        "status": "completed",
+        "resumed": None,
+        "stopped": None,
         "wall_time_s": 3.5,
         "torch_version": "2.15.0",
         "num_threads": 1,
@@ -79,6 +84,8 @@ class FakeCluster:
     deleted: list[str] = field(default_factory=list)
     labels: dict[str, dict] = field(default_factory=dict)
     sidecar_killed: bool = False
+    store: object = None  # what a succeeding trainer wrote into (cluster_with_store)
+    secrets: tuple[str, ...] = ()
 
     # --- CoreV1Api ---
     def create_namespaced_pod(self, body, namespace, **_):
@@ -133,6 +140,7 @@ class FakeCluster:
         exit_code, reason, phase, pod_reason = {
             "succeeded": (0, "Completed", "Succeeded", None),
             "failed": (1, "Error", "Failed", None),
+            "diverged": (3, "Error", "Failed", None),  # EXIT_DIVERGED, the trainer's own exit code
             "deadline": (137, "Error", "Failed", "DeadlineExceeded"),
         }[self.outcome]
         base = _terminated("base", exit_code, reason, finished, "\n".join(self.log_lines[-80:]) if exit_code else None)
@@ -222,6 +230,31 @@ class TaskInstanceStub:
 
 
 @pytest.fixture
+def cluster_with_store(cluster, minio_server, monkeypatch) -> FakeCluster:
+    """The store a succeeding trainer pod wrote its per-epoch metrics into (real MinIO)."""
+    from steps.store.minio_store import MinioStore
+    from steps.store.run_layout import RunLayout
+    from steps.training.contract import EpochRecord, epochs_jsonl
+    from tests.minio_server import unique_bucket_prefix
+
+    minio_server.start()
+    settings = minio_server.settings(bucket_prefix=unique_bucket_prefix())
+    for name, value in {
+        "TRAINYARD_MINIO_ENDPOINT": settings.minio_endpoint,
+        "TRAINYARD_MINIO_ACCESS_KEY": settings.minio_access_key,
+        "TRAINYARD_MINIO_SECRET_KEY": settings.minio_secret_key,
+        "TRAINYARD_MINIO_BUCKET_PREFIX": settings.bucket_prefix,
+    }.items():
+        monkeypatch.setenv(name, value)
+    cluster.store = MinioStore(settings)
+    cluster.secrets = (settings.minio_access_key, settings.minio_secret_key)
+    epochs = [EpochRecord(epoch=i, epochs_planned=2, train_loss=1.0 / i, test_loss=1.1 / i, test_macro_f1=0.5 + i / 5,
+                          wall_time_s=1.0) for i in (1, 2)]
+    cluster.store.put_bytes(RunLayout(RUN_KEY).train.metrics, epochs_jsonl(epochs))
+    return cluster
+
+
+@pytest.fixture
 def cluster(monkeypatch) -> FakeCluster:
     fake = install_fake_cluster(monkeypatch)
     # The worker's store here is a cluster-internal name no test can reach; these tests are about the
@@ -270,6 +303,41 @@ def run_train_task(**kwargs):
     return operator, context
 
 
+@pytest.mark.minio
+def test_successful_pod_returns_the_trainer_result_and_is_deleted(cluster_with_store):
+    from steps.store.run_layout import RunLayout
+
+    cluster = cluster_with_store
+    operator, context = run_train_task()
+    result = operator.execute(context)
+
+    assert result == trainer_result()  # the same shape operators/train_operator.py returns
+    assert result["metrics"]["macro_f1"] == 0.92
+    submitted = cluster.created[0]
+    assert submitted["metadata"]["namespace"] == "trainyard"
+    assert submitted["spec"]["containers"][0]["image"].endswith("@sha256:" + "ab12" * 16)
+    assert context["ti"].pushed["pod_namespace"] == "trainyard"
+    assert cluster.deleted == [submitted["metadata"]["name"]]
+    assert not any(secret in json.dumps(cluster.created) for secret in cluster.secrets)
+    assert cluster.store.get_bytes(RunLayout(RUN_KEY).train.learning_curve).startswith(b"\x89PNG")
+
+
+def test_a_diverged_trainer_pod_fails_the_task_without_a_retry_naming_epoch_batch_and_rate(cluster):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    cluster.outcome = "diverged"
+    cluster.xcom = None
+    cluster.log_lines = ["epoch 1/2 train_loss=2.3", "trainyard-trainer: error: diverged: training loss is nan at "
+                         "epoch 2, batch 5 of 22 (learning rate 10); a retry would repeat it: lower the learning rate"]
+    operator, context = run_train_task()
+
+    with pytest.raises(AirflowFailException) as failed:  # Airflow does not retry this one, whatever `retries` says
+        operator.execute(context)
+
+    first_line = str(failed.value).splitlines()[0]
+    assert first_line.startswith("trainer 'digits-cnn' diverged: training loss is nan at epoch 2, batch 5 of 22 (learning rate 10)")
+    assert "not retried: a diverged failure would repeat" in first_line
+    assert failed.value.__cause__.failure_kind == "diverged"
 
 
 def test_failed_pod_is_kept_when_the_team_keeps_failed_pods(cluster):

@@ -9,13 +9,13 @@ def test_the_shared_training_loop_emits_no_warning():
     import torch
 
     from steps.training.loop import fit
+    from steps.training.training_state import new_training_state
 
     torch.manual_seed(0)
     model = torch.nn.Linear(4, 3)
     features, targets = torch.randn(16, 4), torch.randint(0, 3, (16,))
-    epochs_seen = []
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # any warning fails the test, with its text
-        fit(model, features, targets, epochs=2, learning_rate=0.01, batch_size=8, seed=1, device="cpu",
-            on_epoch=epochs_seen.append)
-    assert [record["epoch"] for record in epochs_seen] == [1, 2]
+        state = new_training_state(model, {"learning_rate": 0.01}, seed=1, device="cpu")
+        fit(state, features, targets, epochs=2, batch_size=8)
+    assert [record.epoch for record in state.history] == [1, 2]

@@ -46,6 +46,9 @@ def assert_stopped_after_first_epoch(settings: StoreSettings, plan: StudyPlan, r
     epochs = [json.loads(line) for line in store.get_bytes(run.train.metrics).decode().splitlines()]
     assert result.status == "pruned"
     assert result.epochs_completed == 1 and len(epochs) == 1
+    assert result.stopped is not None and result.stopped.after_epoch == 1 and "median rule" in result.stopped.reason
+    # The pruner is the loop's last epoch-end hook: the epoch it stopped after was checkpointed first.
+    assert store.exists(run.train.checkpoint_marker(1))
     reported = open_study(store, plan.layout, plan.pruner).trials[2].intermediate_values
     assert reported == {1: epochs[0]["test_macro_f1"]}  # what the trainer told its study
     log = store.get_bytes(run.train.trainer_log).decode()

@@ -38,6 +38,7 @@ class Settings:
     algorithms_catalog: Path = PROJECT_ROOT / "config" / "algorithms.yaml"
     registry_insecure: bool = True  # plain http for loopback registries
     container_runtime: str = "podman"
+    retry_delay_s: int = 30  # between tries of the train task (read when DAGs are parsed)
     # How long the nodes of a multi-node run wait for each other before the run fails.
     rendezvous_timeout_s: int = DEFAULT_RENDEZVOUS_TIMEOUT_S
 
@@ -69,7 +70,7 @@ class Settings:
         training = file_values.get("training", {})
         executor = file_values.get("executor", {})
         updates: dict[str, Any] = {}
-        for key in ("num_threads", "split_seed", "test_fraction", "primary_metric", "min_improvement"):
+        for key in ("num_threads", "split_seed", "test_fraction", "primary_metric", "min_improvement", "retry_delay_s"):
             if key in training:
                 updates[key] = training[key]
         if "kind" in executor:
@@ -85,6 +86,7 @@ class Settings:
             "TRAINYARD_DATASETS_CATALOG": ("datasets_catalog", Path),
             "TRAINYARD_ALGORITHMS_CATALOG": ("algorithms_catalog", Path),
             "TRAINYARD_CONTAINER_RUNTIME": ("container_runtime", str),
+            "TRAINYARD_RETRY_DELAY_S": ("retry_delay_s", int),
             "TRAINYARD_RENDEZVOUS_TIMEOUT_S": ("rendezvous_timeout_s", int),
         }
         for var, (attr, convert) in env_map.items():
@@ -102,6 +104,8 @@ class Settings:
             )
         if settings.num_threads < 1:
             raise SettingsError("num_threads must be at least 1")
+        if settings.retry_delay_s < 0:
+            raise SettingsError("retry_delay_s must be 0 or more")
         if settings.rendezvous_timeout_s < 1:
             raise SettingsError("rendezvous_timeout_s must be at least 1")
         return settings

@@ -64,6 +64,13 @@ class AlgorithmEntry(BaseModel):
     search_space: dict[str, Any] = {}
     resources: Resources = Resources()
     deadline_s: int = 3600
+    # Surviving interruption (docs/trainer-contract.md): tries of the train task after the first,
+    # epochs between checkpoints (0 = none), how many checkpoints stay, and how long without a
+    # finished batch counts as stalled (0 = no watchdog). Runs may override the last two's defaults.
+    retries: int = Field(default=2, ge=0, le=10)
+    checkpoint_every: int = Field(default=1, ge=0)
+    checkpoints_kept: int = Field(default=2, ge=1)
+    stall_timeout_s: int = Field(default=600, ge=0)
     shape: TrainingShape = TrainingShape()  # nodes × procs_per_node a run gets unless it asks for another
     history: list[ImageVersion]
 

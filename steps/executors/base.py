@@ -10,13 +10,21 @@ from steps.training.shape import MAX_PROCS_PER_NODE, TrainingShape
 
 
 class TrainerFailed(RuntimeError):
-    """The trainer exited non-zero; the message carries its last log lines."""
+    """The trainer exited non-zero; the message's first line says why, then its last log lines.
+
+    `failure_kind` (steps/lifecycle/run_failure.py) tells a diverged run, which is never retried,
+    from a stalled, killed or timed-out one, which may be."""
+
+    def __init__(self, message: str, *, failure_kind: str = "trainer-exit") -> None:
+        super().__init__(message)
+        self.failure_kind = failure_kind
 
 
 class TrainerStopped(TrainerFailed):
     """The trainer was stopped on purpose because its task was killed; not the trainer's fault."""
 
-    failure_kind = "stopped"
+    def __init__(self, message: str) -> None:
+        super().__init__(message, failure_kind="stopped")
 
 
 #: Executors that can start one trainer on several machines (nodes); every executor runs several processes.

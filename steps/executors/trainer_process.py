@@ -17,6 +17,7 @@ from steps.executors.rank_failure import distributed_failure
 from steps.store import StoreSettings, open_store
 from steps.training.contract import TrainerResult, TrainingJob
 from steps.training.trainer_env import redact
+from steps.training.trainer_exit import classify_exit
 
 log = logging.getLogger(__name__)
 LOG_TAIL_LINES = 20
@@ -128,14 +129,9 @@ def trainer_result(job: TrainingJob, outcome: TrainerProcessOutcome, store: Stor
             f"trainer {job.algorithm!r} was stopped: its task was killed (run cancelled or marked failed, "
             f"or its worker shut down){where}"
         )
-    if outcome.timed_out:
-        raise TrainerFailed(
-            f"trainer {job.algorithm!r} exceeded its deadline{where}; last log lines:\n{outcome.tail}"
-        )
-    if outcome.exit_code != 0 and job.shape.distributed:
+    if outcome.exit_code != 0 and not outcome.timed_out and job.shape.distributed:
         raise distributed_failure(job.algorithm, job.shape, outcome.log_lines, outcome.exit_code, where)
-    if outcome.exit_code != 0:
-        raise TrainerFailed(
-            f"trainer {job.algorithm!r} exited with code {outcome.exit_code}{where}; last log lines:\n{outcome.tail}"
-        )
+    if outcome.timed_out or outcome.exit_code != 0:
+        ended = classify_exit(job.algorithm, outcome.exit_code, outcome.log_lines, timed_out=outcome.timed_out, where=where)
+        raise TrainerFailed(f"{ended.reason}\nlast log lines:\n{outcome.tail}", failure_kind=ended.kind)
     return TrainerResult.model_validate_json(artifacts.get_bytes(job.result_output_key))

@@ -1,17 +1,22 @@
 """Why a trainer pod failed, read from what the cluster left: the pod's status as the kubelet
-wrote it, or the API server's refusal to create it. One line a person reads first, and the
-failure kind steps/lifecycle/run_failure.py records (deadline, image-pull, oom-killed, ...).
+wrote it (evicted, past its deadline, OOM-killed, image not pulled) first, then the trainer's own
+exit code and last log lines (diverged, stalled: steps/training/trainer_exit.py), or the API
+server's refusal to create it. One line a person reads first, and the failure kind
+steps/lifecycle/run_failure.py records.
 """
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 
 from kubernetes.client import models as k8s
 from kubernetes.client.exceptions import ApiException
 from pydantic import BaseModel, ConfigDict
 
 from steps.catalog.teams import quantity
+from steps.kubernetes.pod_spec import LABEL_ALGORITHM
+from steps.training.trainer_exit import classify_exit
 
 IMAGE_PULL_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"})
 # The trainer runtime prefixes its fatal error so (steps/training/runtime.py).
@@ -56,8 +61,9 @@ def deleted_pod_failure(pod: k8s.V1Pod) -> PodFailure:
     )
 
 
-def pod_failure(pod: k8s.V1Pod, container: str) -> PodFailure:
-    """Classify a pod whose `container` did not succeed, from its latest status."""
+def pod_failure(pod: k8s.V1Pod, container: str, log_lines: Sequence[str] = ()) -> PodFailure:
+    """Classify a pod whose `container` did not succeed, from its latest status and the trainer's
+    last log lines (by default the kubelet's termination message, which holds the log tail)."""
     status = pod.status or k8s.V1PodStatus()
     state = getattr(_container_status(pod, container), "state", None) or k8s.V1ContainerState()
     if status.reason == "DeadlineExceeded":
@@ -90,7 +96,12 @@ def pod_failure(pod: k8s.V1Pod, container: str) -> PodFailure:
             reason=f"trainer pod {_ref(pod)} never started: {waiting.reason}: {waiting.message or ''}".rstrip(": "),
         )
     if terminated:
-        said = trainer_error_line(terminated.message or "")
+        algorithm = ((pod.metadata.labels if pod.metadata else None) or {}).get(LABEL_ALGORITHM, "trainer")
+        lines = list(log_lines) or (terminated.message or "").splitlines()
+        ended = classify_exit(algorithm, terminated.exit_code, lines, where=f" in pod {_ref(pod)}")
+        if ended.kind != "trainer-exit":  # diverged, stalled: the trainer's exit code says which
+            return PodFailure(kind=ended.kind, reason=ended.reason)
+        said = trainer_error_line("\n".join(lines))
         return PodFailure(
             kind="trainer-exit",
             reason=f"trainer in pod {_ref(pod)} exited with code {terminated.exit_code}"

@@ -10,6 +10,9 @@ BOUNDS: dict[str, dict[str, Any]] = {
     "learning_rate": {"exclusiveMinimum": 0, "maximum": 10},
     "batch_size": {"minimum": 1, "maximum": 4096},
     "seed": {"minimum": 0, "maximum": 2**31 - 1},
+    # Optional: empty means the algorithm registry's default.
+    "checkpoint_every": {"minimum": 0, "maximum": 200},
+    "stall_timeout_s": {"minimum": 0, "maximum": 7 * 24 * 3600},
     # steps.training.shape's MAX_NODES and MAX_PROCS_PER_NODE, repeated so this module stays
     # import-free (tests/test_distributed_training.py checks that they agree).
     "nodes": {"minimum": 1, "maximum": 16},

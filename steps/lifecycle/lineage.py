@@ -1,8 +1,9 @@
 """Render a model version's lineage chain for people."""
 from __future__ import annotations
 
-from steps.lifecycle.manifest import ModelManifest
-from steps.lifecycle.model_registry import alias_history
+from steps.lifecycle.manifest import LEARNING_CURVE_FILE, TENSORBOARD_EVENTS_FILE, ModelManifest
+from steps.lifecycle.model_registry import alias_history, version_key
+from steps.lifecycle.run_status import read_run_status, resume_line
 from steps.lifecycle.training_reuse import identity_of
 from steps.store import ArtifactStore
 
@@ -35,6 +36,25 @@ def lineage_lines(store: ArtifactStore, manifest: ModelManifest) -> list[str]:
         f"on eval set {d.eval_set_hash[:12]}",
         *study,
         f"  weights           : sha256 {manifest.weights_sha256}",
+        *training_lines(store, manifest),
         "  alias history     : "
         + (", ".join(f"{a.alias} at {a.set_at[:19]}" for a in aliases) or "never an alias"),
     ]
+
+
+def training_lines(store: ArtifactStore, manifest: ModelManifest) -> list[str]:
+    """How the weights were trained: epochs, resume, earlier failed tries, and where to watch the curves."""
+    epochs = f"{manifest.epochs_completed} epochs" if manifest.epochs_completed is not None else "epochs not recorded"
+    lines = [f"  training          : {epochs}; resumed: {resume_line(manifest.resumed)}"]
+    for failure in read_run_status(store, manifest.run_key).failures:
+        attempt = f" on try {failure.try_number}" if failure.try_number else ""
+        lines.append(f"  earlier try failed: {failure.step}{attempt} ({failure.kind}): {failure.reason}")
+    ref = f"{manifest.model_name}@{manifest.version}"
+    if manifest.has_file(LEARNING_CURVE_FILE):
+        lines.append(f"  learning curve    : {version_key(manifest.model_name, manifest.version, LEARNING_CURVE_FILE)}")
+    if manifest.has_file(TENSORBOARD_EVENTS_FILE):
+        lines.append(
+            f"  tensorboard       : {version_key(manifest.model_name, manifest.version, TENSORBOARD_EVENTS_FILE)} "
+            f"(trainyard tensorboard {ref})"
+        )
+    return lines

@@ -12,11 +12,14 @@ from steps.hashing import canonical_json
 from steps.images.trainer_image import TrainerImage
 from steps.lifecycle.study_lineage import StudyLineage
 from steps.lifecycle.training_identity import TrainingIdentity
-from steps.training.contract import EvalMetrics
+from steps.training.contract import EvalMetrics, ResumeInfo
 from steps.training.shape import NO_BACKEND, TrainingShape
 
 #: v2 added training_identity; a v1 manifest's identity is derived from its other fields.
 MANIFEST_SCHEMA_VERSION = 2
+#: Files of a version that show how it trained (optional: older versions lack them).
+LEARNING_CURVE_FILE = "learning-curve.png"
+TENSORBOARD_EVENTS_FILE = "events.tfevents"
 
 
 class ManifestFile(BaseModel):
@@ -105,6 +108,8 @@ class ModelManifest(BaseModel):
     backend: str = NO_BACKEND
     metrics: EvalMetrics
     weights_sha256: str
+    epochs_completed: int | None = None  # None: registered before this was recorded
+    resumed: ResumeInfo | None = None  # the trainer try that made the weights resumed from a checkpoint
     evaluation: EvaluationRecord
     airflow: AirflowLineage
     replay: ReplayRecord = ReplayRecord()
@@ -120,6 +125,9 @@ class ModelManifest(BaseModel):
 
     def to_bytes(self) -> bytes:
         return canonical_json(self.model_dump(mode="json"))
+
+    def has_file(self, name: str) -> bool:
+        return any(entry.name == name for entry in self.files)
 
     def file(self, name: str) -> ManifestFile:
         for entry in self.files:

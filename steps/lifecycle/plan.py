@@ -44,6 +44,8 @@ class RunRequest(BaseModel):
     learning_rate: float | None = Field(default=None, gt=0, le=10)
     batch_size: int | None = Field(default=None, ge=1, le=4096)
     seed: int = Field(default=DEFAULT_SEED, ge=0, le=2**31 - 1)
+    checkpoint_every: int | None = Field(default=None, ge=0, le=200)  # None: the registry's default
+    stall_timeout_s: int | None = Field(default=None, ge=0, le=7 * 24 * 3600)  # None: the registry's default
     team: str = "default"
     promote: bool = True  # backfills set False: they never move the champion
     replay: Literal["none", "exact", "current-code"] = "none"
@@ -83,6 +85,11 @@ class RunPlan(BaseModel):
     test_fraction: float
     num_threads: int
     deadline_s: int
+    # Surviving interruption; none of these changes the weights.
+    retries: int = 2
+    checkpoint_every: int = 1
+    checkpoints_kept: int = 2
+    stall_timeout_s: int = 600
     team: str
     promote: bool
     replay: str
@@ -214,6 +221,10 @@ def plan_run(
         test_fraction=test_fraction,
         num_threads=num_threads,
         deadline_s=algorithm.deadline_s,
+        retries=algorithm.retries,
+        checkpoint_every=algorithm.checkpoint_every if request.checkpoint_every is None else request.checkpoint_every,
+        checkpoints_kept=algorithm.checkpoints_kept,
+        stall_timeout_s=algorithm.stall_timeout_s if request.stall_timeout_s is None else request.stall_timeout_s,
         team=request.team,
         promote=request.promote,
         replay=request.replay,

@@ -19,6 +19,8 @@ from steps.data.snapshot import Snapshot
 from steps.data.validation_run import ValidationSummary
 from steps.hashing import canonical_json
 from steps.lifecycle.manifest import (
+    LEARNING_CURVE_FILE,
+    TENSORBOARD_EVENTS_FILE,
     AirflowLineage,
     DatasetLineage,
     EvaluationRecord,
@@ -121,7 +123,12 @@ def register_model(
         "validation.json": validation_report_key,
         "evaluation.json": plan.layout.evaluation,
     }
-    optional = {"trainer.log": plan.layout.train.trainer_log}  # pods log to Kubernetes instead
+    optional = {
+        "trainer.log": plan.layout.train.trainer_log,  # pods log to Kubernetes instead
+        # Absent from runs of trainers older than checkpoints and monitoring.
+        LEARNING_CURVE_FILE: plan.layout.train.learning_curve,
+        TENSORBOARD_EVENTS_FILE: plan.layout.train.tensorboard_events,
+    }
     missing = [key for key in required.values() if not store.exists(key)]
     if missing:  # never commit a half-written model
         raise IntegrityError(f"cannot register {plan.model_name}: run outputs missing: {', '.join(missing)}")
@@ -185,6 +192,8 @@ def register_model(
         backend=result.backend,
         metrics=result.metrics,
         weights_sha256=result.weights_sha256,
+        epochs_completed=result.epochs_completed,
+        resumed=result.resumed,
         evaluation=evaluation,
         airflow=AirflowLineage(dag_id=plan.dag_id, run_id=plan.airflow_run_id, logical_date=plan.logical_date),
         replay=replay or ReplayRecord(mode="none" if plan.replay == "none" else plan.replay),

@@ -91,15 +91,20 @@ def one_line(text: str) -> str:
     return line if len(line) <= REASON_MAX_CHARS else line[: REASON_MAX_CHARS - 3] + "..."
 
 
+def is_retryable(exc: BaseException) -> bool:
+    """Whether another try of the same step could succeed: the exception's own say, else its kind's."""
+    own = getattr(exc, "retryable", None)
+    return own if isinstance(own, bool) else RETRYABLE_BY_KIND[failure_kind(exc)]
+
+
 def failure_from_exception(run_key: str, step: str, exc: BaseException, *, try_number: int | None = None) -> RunFailure:
     kind = failure_kind(exc)
-    own_retryable = getattr(exc, "retryable", None)
     return RunFailure(
         run_key=run_key,
         step=step,
         kind=kind,
         reason=one_line(str(exc)) or type(exc).__name__,
-        retryable=own_retryable if isinstance(own_retryable, bool) else RETRYABLE_BY_KIND[kind],
+        retryable=is_retryable(exc),
         try_number=try_number,
         recorded_at=datetime.now(UTC).isoformat(),
     )

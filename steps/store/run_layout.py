@@ -2,7 +2,7 @@
 (docs/storage.md shows the same tree).
 
     runs/<run_key>/validation.json      the validate step's full report
-    runs/<run_key>/train/               the trainer's outputs (TrainerOutputs)
+    runs/<run_key>/train/               the trainer's outputs (TrainerOutputs), its checkpoints, curve, events
     runs/<run_key>/champion-eval/       the champion re-scored on this run's eval set (TrainerOutputs)
     runs/<run_key>/evaluation.json      the champion gate's verdict
     runs/<run_key>/registered.json      what register made of the run
@@ -12,14 +12,26 @@
 """
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from steps.store.keys import validate_key
 
+RUNS_PREFIX = "runs/"
+CHECKPOINT_MARKER = "checkpoint.json"
+_CHECKPOINT_DIR_RE = re.compile(r"/checkpoints/epoch-(\d{4,})/")
+
 
 @dataclass(frozen=True)
 class TrainerOutputs:
-    """What one trainer invocation writes under its output prefix: files first, result.json last."""
+    """What one trainer invocation writes under its output prefix: files first, result.json last.
+
+        weights.safetensors, metrics.jsonl, result.json, trainer.log
+        events.tfevents                          per-epoch scalars for TensorBoard (rewritten every epoch)
+        learning-curve.png                       loss and the objective per epoch (the train step draws it)
+        checkpoints/epoch-NNNN/<file>            one checkpoint's files, then its marker checkpoint.json last
+    """
 
     prefix: str
 
@@ -39,6 +51,33 @@ class TrainerOutputs:
     def trainer_log(self) -> str:
         return f"{self.prefix}/trainer.log"
 
+    @property
+    def tensorboard_events(self) -> str:
+        # TensorBoard reads any file whose name contains "tfevents".
+        return f"{self.prefix}/events.tfevents"
+
+    @property
+    def learning_curve(self) -> str:
+        return f"{self.prefix}/learning-curve.png"
+
+    @property
+    def checkpoints_prefix(self) -> str:
+        return f"{self.prefix}/checkpoints/"
+
+    def checkpoint_prefix(self, epoch: int) -> str:
+        return f"{self.checkpoints_prefix}epoch-{epoch:04d}/"
+
+    def checkpoint_file(self, epoch: int, name: str) -> str:
+        return validate_key(f"{self.checkpoint_prefix(epoch)}{name}")
+
+    def checkpoint_marker(self, epoch: int) -> str:
+        return self.checkpoint_file(epoch, CHECKPOINT_MARKER)
+
+    def checkpoint_epoch(self, key: str) -> int | None:
+        """The epoch a checkpoint key belongs to, or None for a key outside the checkpoints."""
+        match = _CHECKPOINT_DIR_RE.search(key[len(self.prefix) :]) if key.startswith(self.checkpoints_prefix) else None
+        return int(match.group(1)) if match else None
+
 
 @dataclass(frozen=True)
 class RunLayout:
@@ -51,7 +90,7 @@ class RunLayout:
 
     @property
     def prefix(self) -> str:
-        return f"runs/{self.run_key}"
+        return f"{RUNS_PREFIX}{self.run_key}"
 
     @property
     def train(self) -> TrainerOutputs:
@@ -152,3 +191,13 @@ class StudyLayout:
     def trial_run_key(self, number: int) -> str:
         """The run key of trial `number`: an ordinary run, with its own runs/<key>/ tree."""
         return f"{self.study_id}-trial-{number:03d}"
+
+
+def runs_with_events(keys: Iterable[str]) -> list[str]:
+    """Run keys whose trainer wrote TensorBoard events, from a listing of RUNS_PREFIX."""
+    found = []
+    for key in keys:
+        parts = key.split("/")
+        if len(parts) > 2 and parts[0] == "runs" and key == RunLayout(parts[1]).train.tensorboard_events:
+            found.append(parts[1])
+    return sorted(set(found))

@@ -1,4 +1,5 @@
-"""The trainer contract: everything the service tells a trainer, as environment variables.
+"""The trainer contract: everything the service tells a trainer, as environment variables,
+and the records a trainer writes back (per-epoch metrics, the result, its exit codes).
 
 One typed record, one serializer each way. The subprocess executor, the container
 executor and the Kubernetes pod all get exactly `TrainingJob.to_env()` plus the store
@@ -57,6 +58,13 @@ class PruningSpec(BaseModel):
 
 _JSON_FIELDS = ("hyperparameters", "pruning")
 
+#: How a trainer process ends (docs/trainer-contract.md). Executors and the pod operator turn the
+#: code into a failure kind: a diverged run is never retried, a stalled one is.
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_DIVERGED = 3
+EXIT_STALLED = 4
+
 
 class TrainingJob(BaseModel):
     """One trainer invocation. Field names map 1:1 to TRAINYARD_<UPPER> env vars."""
@@ -81,6 +89,10 @@ class TrainingJob(BaseModel):
     nodes: int = Field(1, ge=1, le=MAX_NODES)
     procs_per_node: int = Field(1, ge=1, le=MAX_PROCS_PER_NODE)
     pruning: PruningSpec | None = None  # a study trial: report each epoch, stop when pruned
+    # Resilience: none of these changes the weights, so none is part of a checkpoint's job identity.
+    checkpoint_every: int = Field(default=1, ge=0)  # epochs between checkpoints; 0 = never
+    checkpoints_kept: int = Field(default=2, ge=1)  # the newest K checkpoints stay in the store
+    stall_timeout_s: int = Field(default=600, ge=0)  # no batch finished for this long = stalled; 0 = off
 
     def to_env(self) -> dict[str, str]:
         env: dict[str, str] = {}
@@ -131,6 +143,56 @@ class TrainingJob(BaseModel):
         return self.outputs.result
 
 
+class EpochRecord(BaseModel):
+    """One finished epoch: a line of metrics.jsonl, a TensorBoard step, a point of the learning curve."""
+
+    model_config = ConfigDict(frozen=True)
+
+    epoch: int
+    epochs_planned: int | None = None
+    train_loss: float
+    test_loss: float | None = None
+    test_accuracy: float | None = None
+    test_macro_f1: float | None = None
+    learning_rate: float | None = None
+    wall_time_s: float
+    finished_at_unix_s: float | None = None
+
+    def metric(self, name: str) -> float | None:
+        """`loss`, `accuracy`, `macro_f1`: the test-set value; `train_loss`, `test_loss`, ...: by field name."""
+        value = getattr(self, name if name.startswith(("train_", "test_")) else f"test_{name}", None)
+        return float(value) if isinstance(value, (int, float)) else None
+
+
+def epochs_jsonl(records: list[EpochRecord]) -> bytes:
+    """metrics.jsonl: one canonical JSON object per epoch."""
+    return b"".join(canonical_json(r.model_dump(mode="json", exclude_none=True)) + b"\n" for r in records)
+
+
+def parse_epochs_jsonl(data: bytes) -> list[EpochRecord]:
+    return [EpochRecord.model_validate_json(line) for line in data.splitlines() if line.strip()]
+
+
+class ResumeInfo(BaseModel):
+    """How a trainer try picked up where an earlier try of the same run stopped."""
+
+    model_config = ConfigDict(frozen=True)
+
+    from_epoch: int  # the first epoch this try trained; the ones before it came from the checkpoint
+    checkpoint_key: str  # the marker of the checkpoint it resumed from
+    unusable_checkpoints: list[str] = []  # newer checkpoints it could not use, each with why
+
+
+class StopRecord(BaseModel):
+    """An epoch-end hook ended training before the planned epochs (e.g. a pruned trial)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    status: str  # e.g. "pruned"
+    reason: str
+    after_epoch: int
+
+
 class EvalMetrics(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -157,6 +219,8 @@ class TrainerResult(BaseModel):
     train_examples: int = 0
     epochs_completed: int = 0
     status: Literal["completed", "pruned"] = "completed"  # pruned: a study's pruner stopped it early
+    resumed: ResumeInfo | None = None  # None: this try trained from epoch 1
+    stopped: StopRecord | None = None  # None: all planned epochs ran; else which hook ended it, and why
     wall_time_s: float
     torch_version: str
     num_threads: int

@@ -92,9 +92,11 @@ def seed_this_rank(seed: int, process: TrainingProcess) -> None:
     seed_everything(seed + process.rank, process.device)
 
 
-def train_loader(features, targets, *, batch_size: int, seed: int, process: TrainingProcess):
+def train_loader(features, targets, *, batch_size: int, seed: int, process: TrainingProcess, generator=None):
     """Each rank reads its own shard, `batch_size` examples per step; the shards' order comes from
-    the run's seed and the epoch (DistributedSampler pads the last shard with repeats)."""
+    the run's seed and the epoch (DistributedSampler pads the last shard with repeats), so a resumed
+    rank shuffles epoch N as it would have. A lone process shuffles with `generator` (the training
+    state's, which a checkpoint saves), or one seeded by the run's seed."""
     import torch
     from torch.utils.data import DataLoader, TensorDataset
     from torch.utils.data.distributed import DistributedSampler
@@ -102,7 +104,8 @@ def train_loader(features, targets, *, batch_size: int, seed: int, process: Trai
     dataset = TensorDataset(features, targets)
     if not process.in_group:
         # Data order from a generator seeded by the run's seed, never from global state.
-        return DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed))
+        order = generator if generator is not None else torch.Generator().manual_seed(seed)
+        return DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=order)
     sampler: DistributedSampler = DistributedSampler(
         dataset, num_replicas=process.world_size, rank=process.rank, shuffle=True, seed=seed, drop_last=False
     )

@@ -1,12 +1,28 @@
-"""The generic, seeded training loop and evaluation every trainer shares."""
+"""The seeded training loop and the evaluation every trainer shares, and the loop's extension points:
+
+- `TrainingState` (training_state.py) is all the loop reads and writes; a checkpoint saves it and a
+  resumed run starts from it at `state.epochs_completed + 1`;
+- `EpochHook`s run, in order, after each epoch's record is made; one may end training by returning a
+  `StopRecord` (checkpointing, metrics upload, TensorBoard and the progress line are hooks; a pruner is
+  another);
+- `on_progress` is called after every batch (and evaluation batch): the stall watchdog listens to it;
+- `process` is this process's place among torchrun's ranks (steps/training/distributed.py): each rank
+  trains its shard through DistributedDataParallel, the loss and metrics are all-reduced, and every
+  rank stops after an epoch when the hooks (which the caller gives rank 0 alone) stop it.
+
+A non-finite loss stops the loop at once with `Diverged`, before the optimizer can apply it.
+"""
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
-from steps.training.contract import EvalMetrics
+from steps.training.contract import EpochRecord, EvalMetrics, StopRecord
 from steps.training.distributed import (
     TrainingProcess,
     eval_shard,
@@ -17,58 +33,110 @@ from steps.training.distributed import (
     wrap_model,
 )
 from steps.training.metrics import accuracy, confusion_matrix, macro_f1
+from steps.training.training_state import TrainingState
 
 ALONE = TrainingProcess()  # one process, no torchrun: the non-distributed path
 
 
+class Diverged(RuntimeError):
+    """The training loss became NaN or infinite; another try with the same inputs would too."""
+
+
+class EpochHook(Protocol):
+    def on_epoch_end(self, state: TrainingState, record: EpochRecord) -> StopRecord | None:
+        """Called after every epoch, in order; return a StopRecord to end training after this epoch."""
+
+
+@dataclass(frozen=True)
+class FitOutcome:
+    epochs_completed: int
+    stopped: StopRecord | None = None
+
+
 def fit(
-    model,
+    state: TrainingState,
     features,
     targets,
     *,
     epochs: int,
-    learning_rate: float,
     batch_size: int,
-    seed: int,
-    device: str,
-    on_epoch: Callable[[dict], bool | None] | None = None,
+    hooks: Sequence[EpochHook] = (),
     evaluate_each_epoch: Callable[[], EvalMetrics] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    seed: int = 0,
     process: TrainingProcess = ALONE,
-) -> int:
+) -> FitOutcome:
+    """`seed`: the run's seed, which shuffles a DistributedSampler's shards (a lone process shuffles
+    with `state.data_order`, which a checkpoint saves)."""
     import torch
 
-    model.to(device)
-    # Distributed: this rank's shard and a DDP wrapper (steps/training/distributed.py).
-    loader = train_loader(features, targets, batch_size=batch_size, seed=seed, process=process)
-    trained = wrap_model(model, process)
-    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
+    loader = train_loader(
+        features, targets, batch_size=batch_size, seed=seed, process=process, generator=state.data_order
+    )
     loss_fn = torch.nn.CrossEntropyLoss()
-    for epoch in range(1, epochs + 1):
-        started = time.perf_counter()
+    model, optimizer, device = wrap_model(state.model, process), state.optimizer, state.device
+    for epoch in range(state.epochs_completed + 1, epochs + 1):
+        state.begin_epoch()
         start_epoch(loader, epoch)
-        trained.train()
-        total_loss, seen = 0.0, 0.0
-        for batch_x, batch_y in loader:
+        started = time.perf_counter()
+        model.train()
+        total_loss, seen = 0.0, 0.0  # floats: all-reduced as one float64 tensor under torchrun
+        for batch, (batch_x, batch_y) in enumerate(loader, 1):
             batch_x, batch_y = batch_x.to(device), batch_y.to(device)
             optimizer.zero_grad()
-            loss = loss_fn(trained(batch_x), batch_y)
+            loss = loss_fn(model(batch_x), batch_y)
+            value = loss.detach().item()
+            if not math.isfinite(value):
+                raise Diverged(
+                    f"diverged: training loss is {value} at epoch {epoch}, batch {batch} of {len(loader)} "
+                    f"(learning rate {state.learning_rate:g}); a retry would repeat it: lower the learning rate"
+                )
             loss.backward()
             optimizer.step()
-            total_loss += float(loss.detach()) * len(batch_y)  # detached: no autograd warning per run
+            total_loss += value * len(batch_y)
             seen += len(batch_y)
+            if on_progress is not None:
+                on_progress(epoch, batch)
         total_loss, seen = sum_over_ranks(process, total_loss, seen)
-        record = {"epoch": epoch, "train_loss": total_loss / max(seen, 1)}
-        if evaluate_each_epoch is not None:
-            metrics = evaluate_each_epoch()
-            record.update(test_loss=metrics.loss, test_accuracy=metrics.accuracy, test_macro_f1=metrics.macro_f1)
-        record["wall_time_s"] = round(time.perf_counter() - started, 4)
-        if on_epoch is not None and on_epoch(record):
-            return epoch  # an epoch-end hook stopped training (a study's pruner)
-    return epochs
+        learning_rate = state.learning_rate  # the rate this epoch trained with
+        if state.scheduler is not None:
+            state.scheduler.step()
+        metrics = evaluate_each_epoch() if evaluate_each_epoch is not None else None
+        record = EpochRecord(
+            epoch=epoch,
+            epochs_planned=epochs,
+            train_loss=total_loss / max(seen, 1),
+            test_loss=metrics.loss if metrics else None,
+            test_accuracy=metrics.accuracy if metrics else None,
+            test_macro_f1=metrics.macro_f1 if metrics else None,
+            learning_rate=learning_rate,
+            wall_time_s=round(time.perf_counter() - started, 4),
+            finished_at_unix_s=round(time.time(), 3),
+        )
+        state.end_epoch(record)
+        stop = None
+        for hook in hooks:
+            stop = hook.on_epoch_end(state, record)
+            if stop is not None:
+                break
+        # Every rank stops with rank 0 (a pruned trial), or the others would wait at the next all-reduce.
+        if process.in_group and sum_over_ranks(process, float(stop is not None))[0] > 0 and stop is None:
+            stop = StopRecord(status="stopped", reason="rank 0 ended training", after_epoch=epoch)
+        if stop is not None:
+            return FitOutcome(epochs_completed=epoch, stopped=stop)
+    return FitOutcome(epochs_completed=state.epochs_completed)
 
 
 def evaluate(
-    model, features, targets, *, n_classes: int, device: str, batch_size: int = 512, process: TrainingProcess = ALONE
+    model,
+    features,
+    targets,
+    *,
+    n_classes: int,
+    device: str,
+    batch_size: int = 512,
+    on_progress: Callable[[], None] | None = None,
+    process: TrainingProcess = ALONE,
 ) -> EvalMetrics:
     import torch
 
@@ -85,8 +153,10 @@ def evaluate(
             batch_x = features[start : start + batch_size].to(device)
             batch_y = targets[start : start + batch_size].to(device)
             logits = model(batch_x)
-            total_loss += float(loss_fn(logits, batch_y))
+            total_loss += loss_fn(logits, batch_y).item()
             predictions.append(logits.argmax(dim=1).cpu().numpy())
+            if on_progress is not None:
+                on_progress()
     y_pred = np.concatenate(predictions) if predictions else np.zeros(0, dtype=np.int64)
     matrix = confusion_matrix(targets.cpu().numpy(), y_pred, n_classes)
     matrix, total_loss = sum_confusion_over_ranks(process, matrix, total_loss)

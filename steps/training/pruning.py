@@ -7,11 +7,13 @@ StudyLayout(study_id), read and appended through the same store the trainer writ
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import Any
 
 from steps.store import ArtifactStore
 from steps.store.run_layout import StudyLayout
-from steps.training.contract import PrunerSpec, PruningSpec
+from steps.training.contract import EpochRecord, PrunerSpec, PruningSpec, StopRecord
+from steps.training.training_state import TrainingState
 
 
 def optuna_pruner(spec: PrunerSpec) -> Any:
@@ -42,7 +44,10 @@ def quiet_optuna() -> None:
 
 
 class PruningHook:
-    """Called after every epoch with the epoch's record; returns True when the trial should stop."""
+    """A study trial's last epoch-end hook (steps/training/loop.py): it runs after the epoch's checkpoint
+    is taken and its metrics are stored, and ends the trial with a `pruned` StopRecord."""
+
+    activity = "reporting the epoch to the study"  # what the stall watchdog names if this hangs
 
     def __init__(self, spec: PruningSpec, store: ArtifactStore) -> None:
         import optuna
@@ -51,7 +56,6 @@ class PruningHook:
 
         quiet_optuna()
         self.spec = spec
-        self.metric = f"test_{spec.objective}"
         storage = journal_storage(store, StudyLayout(spec.study_id))
         # The sampler is never asked here (the trial's parameters were fixed when its wave was proposed).
         study = optuna.load_study(
@@ -62,22 +66,19 @@ class PruningHook:
         )
         trial_id = storage.get_trial_id_from_study_id_trial_number(study._study_id, spec.trial_number)
         self.trial = optuna.trial.Trial(study, trial_id)
-        self.pruned_after_epoch: int | None = None
 
-    def after_epoch(self, record: dict) -> bool:
-        epoch = int(record["epoch"])
-        self.trial.report(float(record[self.metric]), step=epoch)
+    def on_epoch_end(self, state: TrainingState, record: EpochRecord) -> StopRecord | None:
+        value = record.metric(self.spec.objective)
+        if value is None:
+            raise ValueError(f"epoch {record.epoch} has no test {self.spec.objective} to report to the study")
+        # A resumed trial may report an epoch its killed try already reported: Optuna keeps the first
+        # value (the same one, since the resumed epoch is bit-identical) and warns; silence that warning.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*is already reported.*")
+            self.trial.report(value, step=record.epoch)
         # After the last epoch there is nothing left to save: the trial completes.
-        if epoch < self.spec.pruner.max_epochs and self.trial.should_prune():
-            self.pruned_after_epoch = epoch
-            print(
-                f"trainyard-trainer: pruned after epoch {epoch}: {self.spec.pruner.kind} rule, "
-                f"{self.spec.objective}={record[self.metric]:.4f}",
-                flush=True,
-            )
-            return True
-        return False
-
-    @property
-    def pruned(self) -> bool:
-        return self.pruned_after_epoch is not None
+        if record.epoch < self.spec.pruner.max_epochs and self.trial.should_prune():
+            reason = f"{self.spec.pruner.kind} rule, {self.spec.objective}={value:.4f}"
+            print(f"trainyard-trainer: pruned after epoch {record.epoch}: {reason}", flush=True)
+            return StopRecord(status="pruned", reason=reason, after_epoch=record.epoch)
+        return None

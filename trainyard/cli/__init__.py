@@ -5,10 +5,26 @@ from __future__ import annotations
 
 import argparse
 
-from trainyard.cli import client_commands, data_commands, model_commands, run_commands, tuning_commands, verify_commands
+from trainyard.cli import (
+    client_commands,
+    data_commands,
+    model_commands,
+    monitor_commands,
+    run_commands,
+    tuning_commands,
+    verify_commands,
+)
 from trainyard.cli.errors import EXIT_CODES_HELP, run_command
 
-COMMAND_GROUPS = (data_commands, run_commands, model_commands, tuning_commands, verify_commands, client_commands)
+COMMAND_GROUPS = (
+    data_commands,
+    run_commands,
+    model_commands,
+    tuning_commands,
+    verify_commands,
+    client_commands,
+    monitor_commands,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

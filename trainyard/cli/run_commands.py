@@ -49,6 +49,7 @@ def cmd_run(args) -> int:
     conf = {k: v for k, v in {
         "dataset": args.dataset, "algorithm": args.algorithm, "model_name": args.model_name,
         "epochs": args.epochs, "learning_rate": args.learning_rate, "batch_size": args.batch_size, "seed": args.seed,
+        "checkpoint_every": args.checkpoint_every, "stall_timeout_s": args.stall_timeout_s,
         "nodes": args.nodes, "procs_per_node": args.procs_per_node, "force": args.force or None,
     }.items() if v is not None}
     request = check_run_request(conf)  # before Airflow starts: the same words as the form, in well under a second
@@ -138,7 +139,8 @@ def _invoked_as() -> str:
 
 def cmd_demo(args) -> int:
     args.dataset, args.algorithm = "digits", "digits-cnn"
-    for name in ("model_name", "epochs", "learning_rate", "batch_size", "seed", "nodes", "procs_per_node"):
+    for name in ("model_name", "epochs", "learning_rate", "batch_size", "seed", "checkpoint_every", "stall_timeout_s",
+                 "nodes", "procs_per_node"):
         setattr(args, name, None)
     args.force = False
     return cmd_run(args)
@@ -166,6 +168,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"examples per step (default: {registry}; range: {_range('batch_size')})")
     p.add_argument("--seed", type=int, metavar="N",
                    help=f"seeds torch, numpy, random and data order (default: {DEFAULT_SEED}; range: {_range('seed')})")
+    p.add_argument("--checkpoint-every", type=int, metavar="EPOCHS",
+                   help="epochs between checkpoints a retried trainer resumes from, 0 = none "
+                        f"(default: {registry}; range: {_range('checkpoint_every')})")
+    p.add_argument("--stall-timeout-s", type=int, metavar="SECONDS",
+                   help="stop (and retry) a trainer that finishes no batch for this long, 0 = never "
+                        f"(default: {registry}; range: {_range('stall_timeout_s')})")
     p.add_argument("--force", action="store_true",
                    help="train even when a registered version was already trained with this exact trainer, data, "
                         "hyperparameters and seeds (default: reuse that version and train nothing)")
