@@ -74,7 +74,7 @@ def run_failing_pipeline(pipeline_env: KubernetesPipelineTier, airflow_db, monke
         out, err = capfd.readouterr()
         assert outcome.state == "failed"
         assert outcome.failed_tasks == ["train"], outcome
-        assert set(outcome.upstream_failed_tasks) == {"evaluate", "register"}
+        assert set(outcome.upstream_failed_tasks) == {"train_result", "evaluate", "register"}
         # The task log as dag.test writes it: the task runner's lines on stdout, the rest through logging.
         return FailedRun(pipeline_env, prefix, outcome, "\n".join((out, err, caplog.text)))
 
@@ -173,7 +173,8 @@ def test_pod_deleted_mid_training_fails_the_task_as_evicted(pipeline_env, run_fa
 
     deleter = threading.Thread(target=delete_once_running, daemon=True)
     deleter.start()
-    failed = run_failing_pipeline()
+    # No retry: with one, the next pod resumes and the run succeeds (test_resume_after_pod_delete.py).
+    failed = run_failing_pipeline({"retries": 0})
     deleter.join(timeout=10)
     assert deleted, "the trainer pod never ran"
     failure = assert_failed_cleanly(failed, "evicted", deleted[0], "deleted while the trainer ran")
