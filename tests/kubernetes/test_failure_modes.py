@@ -57,7 +57,9 @@ def run_failing_pipeline(pipeline_env: KubernetesPipelineTier, airflow_db, monke
         prefix = unique_bucket_prefix()
         monkeypatch.setenv("TRAINYARD_MINIO_BUCKET_PREFIX", prefix)
         catalog = yaml.safe_load((PROJECT_ROOT / "config" / "algorithms.yaml").read_text())
-        for key, value in (catalog_changes or {}).items():
+        # No retries: these cases test a failure's line and kind, and a retry of a retryable kind
+        # would resume or fail again 30 s later; retry and resume are test_resume_after_pod_delete.py's.
+        for key, value in {"retries": 0, **(catalog_changes or {})}.items():
             entry = catalog["digits-cnn"]
             *parents, leaf = key.split(".")
             for parent in parents:
@@ -173,8 +175,9 @@ def test_pod_deleted_mid_training_fails_the_task_as_evicted(pipeline_env, run_fa
 
     deleter = threading.Thread(target=delete_once_running, daemon=True)
     deleter.start()
-    # No retry: with one, the next pod resumes and the run succeeds (test_resume_after_pod_delete.py).
-    failed = run_failing_pipeline({"retries": 0})
+    # No retry (the fixture's default): with one, the next pod resumes and the run succeeds
+    # (test_resume_after_pod_delete.py).
+    failed = run_failing_pipeline()
     deleter.join(timeout=10)
     assert deleted, "the trainer pod never ran"
     failure = assert_failed_cleanly(failed, "evicted", deleted[0], "deleted while the trainer ran")
