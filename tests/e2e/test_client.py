@@ -190,7 +190,7 @@ def test_submit_then_cancel_stops_the_training_run_and_its_trainer_process(clien
     assert _trainer_pids(run_key) == [], f"trainer processes of {run_key} outlived the cancel (were {pids})"
     follower.join(STOP_TIMEOUT_S)
     assert not follower.is_alive(), "logs --follow must end when the task ends"
-    assert any('[trainer] {"epoch": 1' in line for line in followed)
+    assert any("[trainer] epoch 1/200 " in line for line in followed)  # the trainer's progress line
     assert any("task killed: stopped 1 running trainer(s)" in line for line in followed)
 
     code, out, _ = cli(capsys, "status", run_id)
@@ -224,7 +224,7 @@ def test_watch_to_success_logs_runs_and_a_backfill_that_replays_the_run_exactly(
     assert f"\nrun success\nregistered {registered} (champion: yes)\n" in out, out
 
     code, out, _ = cli(capsys, "logs", run_id, "--task", "train")
-    assert code == 0 and '[trainer] {"epoch": 8' in out and "trainyard-trainer: train done" in out
+    assert code == 0 and '[trainer] epoch 8/8 ' in out and "trainyard-trainer: train done" in out
     code, out, _ = cli(capsys, "runs", "--dataset", "intents")
     assert code == 0
     assert re.search(rf"^{re.escape(run_id)} +{RETRAINING_DAG} +success +intents +intent-classification", out, re.M), out
