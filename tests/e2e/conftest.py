@@ -100,9 +100,11 @@ def api(airflow: airflow_stack.AirflowStack) -> AirflowClient:
     return AirflowClient(airflow.base_url, airflow.admin_user, airflow.admin_password)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """One headless Chromium for every UI test (tests/e2e/trigger_form.py)."""
+    """One headless Chromium per UI test module (tests/e2e/trigger_form.py). Not per session:
+    Playwright's sync API keeps an event loop running in the main thread while it is open, and
+    every later test that calls asyncio.run() (the Kubernetes provider does) would fail."""
     from tests.e2e import trigger_form
 
     with trigger_form.chromium() as browser:
