@@ -31,7 +31,7 @@ def test_resnapshot_of_unchanged_data_uploads_zero_bytes_to_minio(minio_store):
 
 @pytest.mark.slow
 def test_training_pipeline_on_minio_registers_a_model_and_no_secret_leaks(
-    minio_server, airflow_db, monkeypatch, capfd
+    minio_server, airflow_db, monkeypatch, capfd, caplog
 ):
     from trainyard.local_airflow import run_dag
 
@@ -58,7 +58,10 @@ def test_training_pipeline_on_minio_registers_a_model_and_no_secret_leaks(
 
     secret, access = minio_server.secret_key, minio_server.access_key
     logs = capfd.readouterr()
-    captured = logs.out + logs.err
+    # What dag.test writes to the terminal, and the records that go through logging (the trainer's
+    # streamed lines among them, which reach the fd or only the log capture depending on which
+    # stream Airflow's logging was configured with first in this session).
+    captured = logs.out + logs.err + caplog.text
     # Positive control: these are the task logs, the trainer's own lines among them.
     assert f"registered {registered.model_name}@{registered.version}" in captured
     assert "trainyard-trainer: train done" in captured
