@@ -39,14 +39,22 @@ def format_entry(entry: Any) -> list[str]:
     return lines
 
 
+def _reporting_error(detail: dict) -> bool:
+    """The task runner failing to report a state the API server no longer accepts (a cancelled run's
+    task reporting up_for_retry answers 409): logged after the task's own exception, never its cause."""
+    return detail.get("exc_type") == "AirflowRuntimeError" and str(detail.get("exc_value", "")).startswith(
+        "API_SERVER_ERROR")
+
+
 def failure_line(entries: list[Any]) -> str | None:
-    """Why a task failed, from its log: the last exception it logged, else its last error event."""
+    """Why a task failed, from its log: the last exception it logged (not the runner's failure to
+    report it), else its last error event."""
     structured = [e for e in entries if isinstance(e, dict)]
-    for entry in reversed(structured):
-        details = entry.get("error_detail") or []
-        if details:
-            last = details[-1]
-            return f"{last.get('exc_type')}: {one_line(str(last.get('exc_value', '')))}"
+    logged = [details[-1] for e in structured if (details := e.get("error_detail") or [])]
+    own = [detail for detail in logged if not _reporting_error(detail)] or logged
+    if own:
+        last = own[-1]
+        return f"{last.get('exc_type')}: {one_line(str(last.get('exc_value', '')))}"
     for entry in reversed(structured):
         if entry.get("level") == "error" and entry.get("event"):
             return one_line(str(entry["event"]))
