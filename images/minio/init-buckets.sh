@@ -74,6 +74,7 @@ POLICY
 policy="$prefix-store"
 "$mc" --quiet admin policy create trainyard "$policy" "$policy_file" >/dev/null
 # mc echoes the access key; it is a credential too, so its output is dropped.
-"$mc" --quiet admin user add trainyard "$TRAINYARD_MINIO_ACCESS_KEY" "$TRAINYARD_MINIO_SECRET_KEY" >/dev/null
+# `--`: a generated secret may begin with '-' (1 in 64 for token_urlsafe), which mc would take for a flag.
+"$mc" --quiet admin user add -- trainyard "$TRAINYARD_MINIO_ACCESS_KEY" "$TRAINYARD_MINIO_SECRET_KEY" >/dev/null
 "$mc" --quiet admin policy attach trainyard "$policy" --user "$TRAINYARD_MINIO_ACCESS_KEY" >/dev/null
 echo "init-buckets: the store's MinIO user has policy $policy (its own buckets only)"
