@@ -31,7 +31,6 @@ EVENT_PARTITION = "2026-01-26"
 EVENT_AS_OF = datetime(2026, 1, 27, tzinfo=UTC)
 LATER_PARTITION = "2026-02-02"
 EVENT_TIMEOUT_S = 600
-SCHEDULER_GRACE_S = 60
 
 
 def land_partition(datasets_dir: Path, day: str) -> None:
@@ -49,9 +48,13 @@ def digits_hash(datasets_dir: Path, store_dir: Path, as_of: date | None = None) 
 
 
 def wait_until_no_run_is_active(api: AirflowClient, dag_id: str) -> None:
-    """Let the scheduler's own run (created on unpause) finish before anything consumes events."""
-    time.sleep(SCHEDULER_GRACE_S)
+    """Let the scheduler's own run (created on unpause) finish before anything consumes events:
+    first wait for that run to exist, then for no run to be queued or running."""
     deadline = time.monotonic() + EVENT_TIMEOUT_S
+    while not api.list_runs(dag_id):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the scheduler created no {dag_id} run within {EVENT_TIMEOUT_S}s of the unpause")
+        time.sleep(2)
     while any(r["state"] in ("queued", "running") for r in api.list_runs(dag_id)):
         if time.monotonic() > deadline:
             raise AssertionError(f"{dag_id} still has active runs after {EVENT_TIMEOUT_S}s")
