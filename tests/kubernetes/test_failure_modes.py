@@ -53,7 +53,7 @@ def run_failing_pipeline(pipeline_env: KubernetesPipelineTier, airflow_db, monke
     """Run training_pipeline with a changed digits-cnn catalog entry; the run must fail in `train`."""
     from trainyard.local_airflow import run_dag
 
-    def run(catalog_changes: dict | None = None, before=None) -> FailedRun:
+    def run(catalog_changes: dict | None = None, before=None, run_changes: dict | None = None) -> FailedRun:
         prefix = unique_bucket_prefix()
         monkeypatch.setenv("TRAINYARD_MINIO_BUCKET_PREFIX", prefix)
         catalog = yaml.safe_load((PROJECT_ROOT / "config" / "algorithms.yaml").read_text())
@@ -72,7 +72,7 @@ def run_failing_pipeline(pipeline_env: KubernetesPipelineTier, airflow_db, monke
             before(open_store(replace(pipeline_env.store, bucket_prefix=prefix)))
         caplog.clear()
         capfd.readouterr()
-        outcome = run_dag("training_pipeline", RUN)
+        outcome = run_dag("training_pipeline", {**RUN, **(run_changes or {})})
         out, err = capfd.readouterr()
         assert outcome.state == "failed"
         assert outcome.failed_tasks == ["train"], outcome
@@ -97,7 +97,8 @@ def assert_failed_cleanly(failed: FailedRun, kind: str, *words: str) -> RunFailu
 @pytest.mark.kubernetes
 @pytest.mark.timeout(RUN_TIMEOUT_S)
 def test_pod_past_its_deadline_is_stopped_by_the_kubelet_and_fails_as_deadline(run_failing_pipeline):
-    failed = run_failing_pipeline({"deadline_s": 3})
+    # 200 epochs take far longer than 3 s; with RUN's 2 a warm node once finished inside the deadline.
+    failed = run_failing_pipeline({"deadline_s": 3}, run_changes={"epochs": 200})
     failure = assert_failed_cleanly(failed, "deadline", "activeDeadlineSeconds=3", "kubelet")
     assert failure.retryable
 
