@@ -13,7 +13,7 @@ from airflow.sdk import Param
 
 from operators.params import catalog_names
 from steps.training.contract import OBJECTIVES, PRUNERS
-from steps.tuning.request import SAMPLERS, STUDY_BOUNDS
+from steps.tuning.request import DEFAULT_START_EPOCH, SAMPLERS, STUDY_BOUNDS
 
 
 def _searchable_names() -> list[str]:
@@ -64,8 +64,11 @@ def study_params(team: str) -> dict[str, Param]:
                         description="Optuna pruner: the median stopping rule, Hyperband, successive halving, or none."),
         "min_trials": Param(3, type="integer", title="Completed trials before stopping any", **b["min_trials"],
                             description="The median rule stops no trial until this many have completed."),
-        "start_epoch": Param(2, type="integer", title="First epoch a trial may stop after", **b["start_epoch"],
-                             description="No trial is stopped before this epoch."),
+        "start_epoch": Param(
+            None, type=["null", "integer"], title="First epoch a trial may stop after", **b["start_epoch"],
+            description="No trial is stopped before this epoch; empty means the algorithm's "
+                        f"(config/algorithms.yaml early_stopping), else {DEFAULT_START_EPOCH}.",
+        ),
         "objective": Param("macro_f1", type="string", enum=list(OBJECTIVES), title="Objective",
                            description="Metric to maximise on the eval set."),
         "epochs": Param(None, type=["null", "integer"], title="Epochs per trial", **b["epochs"],

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from steps.lifecycle.plan import BadRequest
-from steps.tuning.request import parse_study_request
+from steps.tuning.request import DEFAULT_START_EPOCH, parse_study_request
 from steps.tuning.study_plan import check_study_request
 from tests.conftest import run_cli
 from tests.pipeline_fixtures import catalog
@@ -35,6 +35,7 @@ REFUSED = [
     ({"objective": "f1"}, "objective: Input should be 'macro_f1' or 'accuracy' (got 'f1')"),
     ({"pruner": "asha"}, "pruner: Input should be"),
     ({"epochs": 3, "start_epoch": 3}, "start_epoch 3 leaves nothing to stop: trials train 3 epochs"),
+    ({"epochs": 1}, "start_epoch 1 leaves nothing to stop: trials train 1 epochs; use pruner none or more epochs"),
     ({"algorithm": "intent-classification"}, "trains on 'intent' data, but dataset 'digits' has schema 'digits'"),
 ]
 
@@ -54,6 +55,17 @@ def test_every_algorithm_declares_a_default_space_that_parses(algorithm):
     request, space = check_study_request(parse_study_request({"dataset": dataset.name, "algorithm": algorithm}), catalog())
     assert space.params and set(space.params) <= set(entry.defaults)
     assert request.epochs == entry.defaults["epochs"] and request.search_space == space.to_raw()
+
+
+def test_a_study_stops_trials_from_its_algorithms_start_epoch_unless_it_names_its_own():
+    def start_epoch(values: dict) -> int | None:
+        return check_study_request(parse_study_request(values), catalog())[0].start_epoch
+
+    assert catalog().algorithm("digits-cnn").early_stopping.start_epoch == 1
+    assert catalog().algorithm("intent-classification").early_stopping.start_epoch is None
+    assert start_epoch(DIGITS) == 1
+    assert start_epoch({"dataset": "intents", "algorithm": "intent-classification"}) == DEFAULT_START_EPOCH
+    assert start_epoch({**DIGITS, "start_epoch": 3}) == 3
 
 
 def test_the_cli_refuses_a_bad_space_file_in_one_line_before_starting_airflow(tmp_path):

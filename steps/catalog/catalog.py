@@ -52,6 +52,15 @@ class ImageVersion(BaseModel):
     image_digest: str | None = None  # sha256:... when registered by digest
 
 
+class EarlyStopping(BaseModel):
+    """Where a study's early stopping may first stop this algorithm's trials, when the study does not say:
+    it depends on how fast the algorithm's learning curves separate (docs/tuning.md)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    start_epoch: int | None = Field(default=None, ge=1)  # None: the study's default (steps/tuning/request.py)
+
+
 class AlgorithmEntry(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -62,6 +71,7 @@ class AlgorithmEntry(BaseModel):
     defaults: dict[str, Any]
     # The default hyperparameter search space of a study (validated by steps/tuning/space.py).
     search_space: dict[str, Any] = {}
+    early_stopping: EarlyStopping = EarlyStopping()
     resources: Resources = Resources()
     deadline_s: int = 3600
     # Surviving interruption (docs/trainer-contract.md): tries of the train task after the first,

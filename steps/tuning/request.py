@@ -15,6 +15,8 @@ SAMPLERS: tuple[str, ...] = get_args(Sampler)
 #: The study DAG has this many wave stages (Airflow DAGs cannot loop); a study needs
 #: ceil(max_trials / parallel_trials) of them.
 MAX_WAVES = 16
+#: A study's start_epoch when neither the study nor its algorithm names one.
+DEFAULT_START_EPOCH = 2
 # Param bounds, shared with the study DAG's Params form (operators/tuning_params.py renders these).
 STUDY_BOUNDS: dict[str, dict[str, Any]] = {
     "max_trials": {"minimum": 1, "maximum": 64},
@@ -56,7 +58,9 @@ class StudyRequest(BaseModel):
     sampler: Sampler = "tpe"
     pruner: PrunerKind = "median"
     min_trials: int = _bounded("min_trials", 3)  # completed trials before the median rule stops any
-    start_epoch: int = _bounded("start_epoch", 2)  # the first epoch after which a trial may be stopped
+    # The first epoch after which a trial may be stopped; None: the algorithm's (config/algorithms.yaml
+    # early_stopping), else DEFAULT_START_EPOCH.
+    start_epoch: int | None = _bounded("start_epoch", None)
     objective: Objective = "macro_f1"  # higher is better
     seed: int = _bounded("seed", 42)
     search_space: dict[str, Any] | None = None  # None: the algorithm's default space (config/algorithms.yaml)

@@ -17,7 +17,7 @@ from steps.lifecycle.study_lineage import StudyLineage
 from steps.store import ArtifactStore, ObjectExists
 from steps.store.run_layout import StudyLayout
 from steps.training.contract import PrunerSpec, PruningSpec
-from steps.tuning.request import StudyRequest
+from steps.tuning.request import DEFAULT_START_EPOCH, StudyRequest
 from steps.tuning.space import SearchSpace, parse_space
 from steps.tuning.study_state import create_study
 
@@ -54,18 +54,18 @@ class StudyPlan(BaseModel):
 
 
 def resolve_request(request: StudyRequest, algorithm: AlgorithmEntry) -> tuple[StudyRequest, SearchSpace]:
-    """Check the request against the algorithm; fill in its epochs and search space (no I/O)."""
+    """Check the request against the algorithm; fill in its epochs, start epoch and search space (no I/O)."""
     raw_space = request.search_space if request.search_space is not None else algorithm.search_space
     if request.search_space is None and not raw_space:
         raise BadRequest(f"algorithm {algorithm.name!r} declares no default search space; give one")
     space = parse_space(raw_space, algorithm.name, algorithm.defaults)
     epochs = request.epochs or int(algorithm.defaults.get("epochs", 1))
-    if request.pruner != "none" and request.start_epoch >= epochs:
-        raise BadRequest(
-            f"start_epoch {request.start_epoch} leaves nothing to stop: trials train {epochs} epochs; "
-            f"use a start_epoch below {epochs} (or pruner none)"
-        )
-    return request.model_copy(update={"epochs": epochs, "search_space": space.to_raw()}), space
+    start_epoch = request.start_epoch or algorithm.early_stopping.start_epoch or DEFAULT_START_EPOCH
+    if request.pruner != "none" and start_epoch >= epochs:
+        instead = f"use a start_epoch below {epochs} (or pruner none)" if epochs > 1 else "use pruner none or more epochs"
+        raise BadRequest(f"start_epoch {start_epoch} leaves nothing to stop: trials train {epochs} epochs; {instead}")
+    resolved = {"epochs": epochs, "start_epoch": start_epoch, "search_space": space.to_raw()}
+    return request.model_copy(update=resolved), space
 
 
 def check_study_request(request: StudyRequest, catalog: Catalog) -> tuple[StudyRequest, SearchSpace]:

@@ -142,7 +142,7 @@ def cmd_study(args) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     from steps.training.contract import OBJECTIVES, PRUNERS
-    from steps.tuning.request import SAMPLERS, STUDY_BOUNDS
+    from steps.tuning.request import DEFAULT_START_EPOCH, SAMPLERS, STUDY_BOUNDS
 
     p = sub.add_parser("tune", help="run a hyperparameter study locally (the hyperparameter_search DAG, dag.test on SQLite)")
     def rng(name: str) -> str:
@@ -162,7 +162,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--min-trials", type=int, metavar="N",
                    help=f"completed trials before the median rule stops any (default 3; {rng('min_trials')})")
     p.add_argument("--start-epoch", type=int, metavar="N",
-                   help=f"first epoch after which a trial may be stopped (default 2; {rng('start_epoch')})")
+                   help="first epoch after which a trial may be stopped (default: the algorithm's early_stopping in "
+                        f"config/algorithms.yaml, else {DEFAULT_START_EPOCH}; {rng('start_epoch')})")
     p.add_argument("--objective", help=f"one of {', '.join(OBJECTIVES)} (default macro_f1)")
     p.add_argument("--epochs", type=int, metavar="N",
                    help=f"every trial's epochs (default: the algorithm's; {rng('epochs')})")
