@@ -34,6 +34,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from targets import Target, percent, times, verdict  # noqa: E402  (bench/, this script's own directory)
+
 from steps.data.snapshot import snapshot_dataset, snapshot_key  # noqa: E402
 from steps.executors.subprocess_executor import SubprocessExecutor  # noqa: E402
 from steps.executors.trainer_process import run_trainer_process, trainer_result  # noqa: E402
@@ -154,7 +156,10 @@ def main() -> int:
     print(f"reruns bit-identical per variant: {report['reruns_bit_identical']}")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
-    return 0
+    return verdict("distributed_scaling", [
+        Target("2 processes vs 1", two / one, 1.6, at_least=True, show=times),
+        Target("DDP at world size 1, slower than no DDP by", 1 - ddp_one / one, 0.05, at_least=False, show=percent),
+    ])
 
 
 if __name__ == "__main__":

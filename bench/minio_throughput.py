@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import random
-import secrets
 import shutil
 import statistics
 import subprocess
@@ -30,8 +29,10 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from targets import Target, times, verdict  # noqa: E402  (bench/, this script's own directory)
+
 from steps.hashing import sha256_file  # noqa: E402
-from tests.minio_server import MinioServer, ensure_minio_binaries, free_port  # noqa: E402
+from tests.minio_server import MinioServer, start_minio_server  # noqa: E402
 
 MiB = 1024 * 1024
 
@@ -170,12 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args(argv)
 
-    minio_bin, mc_bin = ensure_minio_binaries()
     workdir = Path(tempfile.mkdtemp(prefix="trainyard-bench-", dir=args.workdir))
-    server = MinioServer(
-        binary=minio_bin, mc_binary=mc_bin, data_dir=workdir / "minio-data", log_path=workdir / "minio.log",
-        port=free_port(), access_key="bench-" + secrets.token_hex(4), secret_key=secrets.token_urlsafe(24),
-    )
+    server: MinioServer | None = None
     samples: list[Sample] = []
     load_at_start = os.getloadavg()
     try:
@@ -190,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
                 sha256_file(path)
         sha256_cpu_s_per_gib = (time.process_time() - hash_cpu_started) / (size_bytes / (1024 * MiB))
         print(f"sha256 on this machine: {sha256_cpu_s_per_gib:.2f} CPU-s per GiB", flush=True)
-        server.start()
+        # Started as the tests start theirs: another port if this one is taken before MinIO binds it.
+        server = start_minio_server(workdir / "minio")
         prefix = "bench"
         settings = asdict(server.settings(bucket_prefix=prefix))
         bucket = f"{prefix}-datasets"
@@ -216,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
                     result = json.loads(out)
                     samples.append(Sample(tool, "download", result["seconds"], seconds, result["bytes"], rss, cpu))
                 else:
-                    mc = [str(mc_bin), "--quiet", "--no-color"]
+                    mc = [str(server.mc_binary), "--quiet", "--no-color"]
                     seconds, _, rss, cpu = run_measured(
                         mc + ["cp", "--recursive", f"{source}/", f"test/{bucket}/{run_prefix}/"], env=server.env()
                     )
@@ -236,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
                       f"(peak RSS {last[0].peak_rss_bytes / MiB:.0f} MiB)  down {last[1].mib_per_s:7.1f} MiB/s "
                       f"(peak RSS {last[1].peak_rss_bytes / MiB:.0f} MiB)", flush=True)
     finally:
-        server.stop()
+        if server is not None:
+            server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
     def median(tool: str, direction: str) -> float:
@@ -289,7 +288,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load average at start {load_at_start[0]:.1f}, at end {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2))
-    return 0
+    return verdict("minio_throughput", [
+        Target("upload throughput vs mc", summary["upload"]["ratio_to_mc"], 0.8, at_least=True, show=times),
+        Target("download throughput vs mc", summary["download"]["ratio_to_mc"], 0.8, at_least=True, show=times),
+        Target("upload peak memory", summary["upload"]["minio_store_peak_rss_mib"], 256, at_least=False,
+               show="{:.0f} MiB".format),
+    ])
 
 
 if __name__ == "__main__":
