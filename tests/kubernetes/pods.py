@@ -26,6 +26,11 @@ def restricted_security_context() -> dict:
     }
 
 
+def trainer_pods_left(core: client.CoreV1Api, namespace: str) -> list[str]:
+    """Trainer pods still in the namespace: a succeeded trainer's pod is deleted, so none should be."""
+    return [pod.metadata.name for pod in core.list_namespaced_pod(namespace).items if pod.metadata.name.startswith("train-")]
+
+
 def describe_pod(core: client.CoreV1Api, namespace: str, name: str) -> str:
     """Phase, container states and events of a pod, for a failure message."""
     pod = core.read_namespaced_pod(name, namespace)

@@ -24,6 +24,7 @@ from steps.tuning.study_plan import start_study
 from steps.tuning.study_state import open_study
 from steps.tuning.waves import record_wave, suggest_wave
 from tests.kubernetes.pipeline_tier import KubernetesPipelineTier
+from tests.kubernetes.pods import trainer_pods_left
 from tests.minio_server import unique_bucket_prefix
 from tests.pipeline_fixtures import snapshot_of
 from tests.tuning_fixtures import make_study_plan
@@ -37,10 +38,6 @@ SPACE = {name: {"type": "categorical", "choices": [value]} for name, value in HO
 # worse than them after its first epoch and is stopped there.
 PERFECT = {step: 1.0 for step in range(1, EPOCHS + 1)}
 PRUNING_TIMEOUT_S = 1200  # the first trainer pod on a machine pulls a 2.7 GB image
-
-
-def _trainer_pods_left(core_v1, namespace: str) -> list[str]:
-    return [pod.metadata.name for pod in core_v1.list_namespaced_pod(namespace).items if pod.metadata.name.startswith("train-")]
 
 
 @pytest.mark.kubernetes
@@ -85,7 +82,7 @@ def test_a_trial_in_its_trainer_pod_reports_to_the_study_in_minio_and_stops_when
     # What the pod told the study, through MinIO on the bridge.
     reported = open_study(store, plan.layout, plan.pruner).trials[2].intermediate_values
     assert reported == {1: epochs[0]["test_macro_f1"]}
-    assert _trainer_pods_left(core_v1, tier.team_namespaces["default"]) == []
+    assert trainer_pods_left(core_v1, tier.team_namespaces["default"]) == []
 
     (outcome,) = record_wave(store, plan, 1)
 

@@ -26,6 +26,7 @@ from steps.lifecycle.register import RegisteredVersion
 from steps.store import open_store
 from steps.store.run_layout import RunLayout
 from tests.kubernetes.pipeline_tier import KubernetesPipelineTier
+from tests.kubernetes.pods import trainer_pods_left
 from tests.minio_server import unique_bucket_prefix
 
 # The container tier's parameters (tests/test_container_executor.py), so all three executors
@@ -67,10 +68,6 @@ def _removed_afterwards(directory: Path) -> Iterator[None]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def _trainer_pods_left(core_v1, namespace: str) -> list[str]:
-    return [pod.metadata.name for pod in core_v1.list_namespaced_pod(namespace).items if pod.metadata.name.startswith("train-")]
-
-
 @pytest.mark.kubernetes
 @pytest.mark.timeout(PIPELINE_TIMEOUT_S)
 def test_pipeline_trains_in_a_pod_registers_the_subprocess_weights_and_rescores_the_champion_in_a_pod(
@@ -103,7 +100,7 @@ def test_pipeline_trains_in_a_pod_registers_the_subprocess_weights_and_rescores_
     assert b"evaluate done" in champion_log
     assert not any(secret.encode() in champion_log for secret in tier.secret_values())
     # Succeeded pods are deleted: the trainer's two pods and the champion's.
-    assert _trainer_pods_left(core_v1, tier.team_namespaces["default"]) == []
+    assert trainer_pods_left(core_v1, tier.team_namespaces["default"]) == []
 
 
 @pytest.mark.kubernetes
