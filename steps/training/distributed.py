@@ -140,6 +140,25 @@ def sum_over_ranks(process: TrainingProcess, *values: float) -> list[float]:
     return [float(v) for v in totals.cpu()]
 
 
+def mean_over_ranks(process: TrainingProcess, value: float) -> float:
+    """The ranks' mean: non-finite on every rank when any rank's value is, so all of them stop together."""
+    if not process.in_group:
+        return value
+    return sum_over_ranks(process, value)[0] / process.world_size
+
+
+def gather_from_ranks(process: TrainingProcess, value: dict) -> list[dict]:
+    """Every rank's `value` (plain tensors, numbers, strings, lists, dicts), on every rank, indexed by rank.
+    Pickled between this run's own processes only; nothing read from the store is ever unpickled."""
+    if not process.in_group:
+        return [value]
+    import torch.distributed as dist
+
+    gathered: list = [None] * process.world_size
+    dist.all_gather_object(gathered, value)
+    return gathered
+
+
 def eval_shard(process: TrainingProcess, n_examples: int) -> slice:
     """The contiguous part of the eval set this rank scores; a lone process scores all of it."""
     return slice(n_examples * process.rank // process.world_size, n_examples * (process.rank + 1) // process.world_size)
