@@ -8,6 +8,7 @@ saved and restored with the rest (a DistributedSampler's epoch and seed, ...).
 Under torchrun every rank draws from its own RNG streams (seed + rank): after each epoch the ranks
 share theirs (`share_ranks_rng`), so rank 0's checkpoint holds every rank's, and a resumed rank
 continues from its own. A checkpoint of another world size is refused.
+
 A checkpoint payload holds only tensors, numbers, strings, lists and dicts, so it loads with
 `torch.load(weights_only=True)`.
 """
@@ -68,6 +69,7 @@ class TrainingState:
             raise ValueError(f"checkpoint format {payload.get('format_version')!r}, this trainer reads {PAYLOAD_FORMAT_VERSION}")
         if (payload["scheduler"] is None) != (self.scheduler is None):
             raise ValueError("checkpoint and run disagree on whether there is an LR scheduler")
+        own_rng = self._own_rng(payload)  # first: a checkpoint of another world size fits nothing else either
         missing = sorted(set(self.extensions) - set(payload["extensions"]))
         if missing:
             raise ValueError(f"checkpoint lacks the state of {', '.join(missing)}")
@@ -78,7 +80,7 @@ class TrainingState:
         self.data_order.set_state(payload["data_order"])
         for name, extension in self.extensions.items():
             extension.load_state_dict(payload["extensions"][name])
-        self.rng = self._own_rng(payload)
+        self.rng = own_rng
         self.epochs_completed = int(payload["epochs_completed"])
         self.history = list(history)
         if len(self.history) != self.epochs_completed:
