@@ -3,6 +3,9 @@ process group, 1 thread per process, interleaved blocks, rank 0 printing one JSO
 
 - `comm` (2 processes): how much of a DDP training step is gradient all-reduce that backward()
   does not hide: the same steps with the all-reduce and under DDP's no_sync();
+- `agreement` (2 processes): what the loop's per-batch loss agreement (every rank averages the
+  batch's loss over the ranks before the divergence check, steps/training/loop.py) adds to a DDP
+  training step: the same synced steps with and without it;
 - `overhead` (1 process): the shared loop's epoch (steps/training/loop.py fit) as one plain
   process and as a DDP group of one (DistributedSampler, DDP wrapper, gloo all-reduce), in the
   same process, so start-up and the machine's load drift cancel out.
@@ -20,7 +23,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from steps.training.distributed import TrainingProcess
+from steps.training.distributed import TrainingProcess, mean_over_ranks
 from steps.training.loop import ALONE, fit
 from steps.training.training_state import new_training_state
 
@@ -67,6 +70,38 @@ def comm_share(steps: int, blocks: int) -> dict:
             "exposed_comm_share": max(0.0, 1 - no_sync_s / sync_s)}
 
 
+def agreement_cost(steps: int, blocks: int) -> dict:
+    process = TrainingProcess(rank=dist.get_rank(), world_size=dist.get_world_size(), backend="gloo")
+    model = DistributedDataParallel(digits_cnn())
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.005)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    x, y = torch.rand(64, 1, 8, 8), torch.randint(0, 10, (64,))
+
+    def timed(count: int, *, agree: bool) -> float:
+        started = time.perf_counter()
+        for _ in range(count):
+            optimizer.zero_grad()
+            loss = loss_fn(model(x), y)
+            value = loss.detach().item()
+            agreed = mean_over_ranks(process, value) if agree else None
+            loss.backward()
+            if agreed is not None:
+                agreed()
+            optimizer.step()
+        return (time.perf_counter() - started) / count
+
+    timed(20, agree=True)
+    timed(20, agree=False)
+    agreed, alone = [], []
+    for _ in range(blocks):
+        dist.barrier()
+        agreed.append(timed(steps, agree=True))
+        dist.barrier()
+        alone.append(timed(steps, agree=False))
+    agreed_s, alone_s = statistics.median(agreed), statistics.median(alone)
+    return {"agreed_step_ms": 1000 * agreed_s, "unchecked_step_ms": 1000 * alone_s, "agreement_cost": agreed_s / alone_s - 1}
+
+
 def world_size_1_overhead(examples: int, blocks: int) -> dict:
     group_of_one = TrainingProcess(rank=0, local_rank=0, world_size=1, backend="gloo", device="cpu")
     x, y = torch.rand(examples, 1, 8, 8), torch.randint(0, 10, (examples,))
@@ -84,14 +119,17 @@ def world_size_1_overhead(examples: int, blocks: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("probe", nargs="?", default="comm", choices=("comm", "overhead"))
+    parser.add_argument("probe", nargs="?", default="comm", choices=("comm", "agreement", "overhead"))
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--examples", type=int, default=8000)
     parser.add_argument("--blocks", type=int, default=5)
     args = parser.parse_args()
     dist.init_process_group("gloo")
     torch.set_num_threads(1)
-    result = comm_share(args.steps, args.blocks) if args.probe == "comm" else world_size_1_overhead(args.examples, args.blocks)
+    if args.probe == "overhead":
+        result = world_size_1_overhead(args.examples, args.blocks)
+    else:
+        result = (comm_share if args.probe == "comm" else agreement_cost)(args.steps, args.blocks)
     if dist.get_rank() == 0:
         print(json.dumps(result), flush=True)
     dist.destroy_process_group()

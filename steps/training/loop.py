@@ -91,13 +91,14 @@ def fit(
             optimizer.zero_grad()
             loss = loss_fn(model(batch_x), batch_y)
             value = loss.detach().item()
-            checked = mean_over_ranks(process, value)
+            agreed = mean_over_ranks(process, value)
+            loss.backward()  # gradients of a non-finite loss are computed but never applied
+            checked = agreed()
             if not math.isfinite(checked):
                 raise Diverged(
                     f"diverged: training loss is {checked} at epoch {epoch}, batch {batch} of {len(loader)} "
                     f"(learning rate {state.learning_rate:g}); a retry would repeat it: lower the learning rate"
                 )
-            loss.backward()
             optimizer.step()
             total_loss += value * len(batch_y)
             seen += len(batch_y)
