@@ -17,6 +17,7 @@ import importlib.util
 import json
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -39,67 +40,76 @@ def digits_cnn() -> torch.nn.Module:
     return module.DigitsCNN().build_model({}, 10)  # the trainer's own model, default hyperparameters
 
 
-def comm_share(steps: int, blocks: int) -> dict:
+def step_medians(first: Callable[[], None], second: Callable[[], None], steps: int, blocks: int) -> tuple[float, float]:
+    """Median seconds per step of two kinds of training step, timed in interleaved blocks that start
+    together on every rank (after 20 warm-up steps of each)."""
+
+    def timed(step: Callable[[], None], count: int) -> float:
+        started = time.perf_counter()
+        for _ in range(count):
+            step()
+        return (time.perf_counter() - started) / count
+
+    timed(first, 20)
+    timed(second, 20)
+    firsts, seconds = [], []
+    for _ in range(blocks):
+        dist.barrier()
+        firsts.append(timed(first, steps))
+        dist.barrier()
+        seconds.append(timed(second, steps))
+    return statistics.median(firsts), statistics.median(seconds)
+
+
+def ddp_step_parts():
     model = DistributedDataParallel(digits_cnn())
     optimizer = torch.optim.Adam(model.parameters(), lr=0.005)
     loss_fn = torch.nn.CrossEntropyLoss()
     x, y = torch.rand(64, 1, 8, 8), torch.randint(0, 10, (64,))
+    return model, optimizer, lambda: loss_fn(model(x), y)
 
-    def timed(count: int, *, sync: bool) -> float:
-        started = time.perf_counter()
-        for _ in range(count):
-            optimizer.zero_grad()
-            if sync:
-                loss_fn(model(x), y).backward()
-            else:
-                with model.no_sync():
-                    loss_fn(model(x), y).backward()
-            optimizer.step()
-        return (time.perf_counter() - started) / count
 
-    timed(20, sync=True)
-    timed(20, sync=False)
-    synced, unsynced = [], []
-    for _ in range(blocks):
-        dist.barrier()
-        synced.append(timed(steps, sync=True))
-        dist.barrier()
-        unsynced.append(timed(steps, sync=False))
-    sync_s, no_sync_s = statistics.median(synced), statistics.median(unsynced)
+def comm_share(steps: int, blocks: int) -> dict:
+    model, optimizer, loss = ddp_step_parts()
+
+    def synced() -> None:
+        optimizer.zero_grad()
+        loss().backward()
+        optimizer.step()
+
+    def unsynced() -> None:
+        optimizer.zero_grad()
+        with model.no_sync():
+            loss().backward()
+        optimizer.step()
+
+    sync_s, no_sync_s = step_medians(synced, unsynced, steps, blocks)
     return {"sync_step_ms": 1000 * sync_s, "no_sync_step_ms": 1000 * no_sync_s,
             "exposed_comm_share": max(0.0, 1 - no_sync_s / sync_s)}
 
 
 def agreement_cost(steps: int, blocks: int) -> dict:
     process = TrainingProcess(rank=dist.get_rank(), world_size=dist.get_world_size(), backend="gloo")
-    model = DistributedDataParallel(digits_cnn())
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.005)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    x, y = torch.rand(64, 1, 8, 8), torch.randint(0, 10, (64,))
+    _, optimizer, loss = ddp_step_parts()
 
-    def timed(count: int, *, agree: bool) -> float:
-        started = time.perf_counter()
-        for _ in range(count):
-            optimizer.zero_grad()
-            loss = loss_fn(model(x), y)
-            value = loss.detach().item()
-            agreed = mean_over_ranks(process, value) if agree else None
-            loss.backward()
-            if agreed is not None:
-                agreed()
-            optimizer.step()
-        return (time.perf_counter() - started) / count
+    def agreed() -> None:  # as steps/training/loop.py fit takes a step
+        optimizer.zero_grad()
+        value = loss()
+        mean = mean_over_ranks(process, value.detach().item())
+        value.backward()
+        mean()
+        optimizer.step()
 
-    timed(20, agree=True)
-    timed(20, agree=False)
-    agreed, alone = [], []
-    for _ in range(blocks):
-        dist.barrier()
-        agreed.append(timed(steps, agree=True))
-        dist.barrier()
-        alone.append(timed(steps, agree=False))
-    agreed_s, alone_s = statistics.median(agreed), statistics.median(alone)
-    return {"agreed_step_ms": 1000 * agreed_s, "unchecked_step_ms": 1000 * alone_s, "agreement_cost": agreed_s / alone_s - 1}
+    def unchecked() -> None:
+        optimizer.zero_grad()
+        value = loss()
+        value.detach().item()
+        value.backward()
+        optimizer.step()
+
+    agreed_s, unchecked_s = step_medians(agreed, unchecked, steps, blocks)
+    return {"agreed_step_ms": 1000 * agreed_s, "unchecked_step_ms": 1000 * unchecked_s,
+            "agreement_cost": agreed_s / unchecked_s - 1}
 
 
 def world_size_1_overhead(examples: int, blocks: int) -> dict:
