@@ -32,3 +32,19 @@ def test_tensorboard_refuses_an_unknown_study_and_a_study_without_events_in_one_
         f"trainyard: error: study {plan.study_id} has no trial with TensorBoard events yet "
         "(0 trials proposed, 0 finished); try again once a trial has trained an epoch"
     )
+
+
+def test_a_trial_whose_status_changed_is_shown_once_under_its_new_name(local_store, tmp_path):
+    from steps.lifecycle.run_refs import run_event_source
+    from steps.monitoring.tensorboard_logdir import TensorBoardLogdir
+    from steps.store.run_layout import RunLayout
+    from steps.training.contract import EpochRecord, epochs_jsonl
+
+    run_key = "hyperparameter_search-manual__x-0123456789-trial-001"
+    epoch = EpochRecord(epoch=1, epochs_planned=2, train_loss=0.5, test_macro_f1=0.9, wall_time_s=1.0)
+    local_store.put_bytes(RunLayout(run_key).train.metrics, epochs_jsonl([epoch]))
+    logdir = TensorBoardLogdir(local_store, tmp_path / "logdir")
+
+    assert logdir.add([run_event_source(run_key, label="trial 1 running lr=0.1")]) == ["trial 1 running lr=0.1"]
+    assert logdir.add([run_event_source(run_key, label="trial 1 completed lr=0.1")]) == ["trial 1 completed lr=0.1"]
+    assert sorted(p.name for p in (tmp_path / "logdir").iterdir()) == ["trial_1_completed_lr=0.1"]
