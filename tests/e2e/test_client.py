@@ -22,6 +22,7 @@ import requests
 import trainyard.client
 from steps.lifecycle.plan import run_key_for
 from tests.e2e.airflow_api import AirflowClient
+from tests.trainer_kill import KillReport, kill_mid_epoch
 from trainyard.cli import main
 from trainyard.client.errors import (
     EXIT_BAD_CREDENTIALS,
@@ -101,8 +102,19 @@ def _trainer_pids(run_key: str) -> list[int]:
     return found
 
 
+@pytest.fixture(scope="module")
+def retraining_kill(stack_data) -> KillReport:
+    """kill -9 the retraining run's trainer in its epoch 3 (the watch test shows the retry and the resume).
+    Armed before the retraining DAG is first unpaused, which the cancel test does early, for wall time."""
+    from steps.store import open_store
+
+    return kill_mid_epoch(open_store(stack_data.store_settings), {}, epoch=3, timeout_s=RUN_TIMEOUT_S,
+                          run_id_prefix=f"{RETRAINING_DAG}-scheduled__")  # run_key_for's shape
+
+
 def _start_retraining(api: AirflowClient) -> None:
-    """Unpausing a retraining DAG makes the scheduler run its latest date at once (idempotent)."""
+    """Unpausing a retraining DAG makes the scheduler run its latest date at once (idempotent). Request
+    `retraining_kill` first: its killer must be waiting before the trainer starts."""
     api.wait_for_dag(RETRAINING_DAG)
     api.unpause(RETRAINING_DAG)
 
@@ -157,7 +169,7 @@ def test_errors_a_user_meets_are_one_line_each_with_their_own_exit_code(client_e
 
 
 def test_submit_then_cancel_stops_the_training_run_and_its_trainer_process(client_env, api, capsys, monkeypatch,
-                                                                          refusing_endpoint):
+                                                                          refusing_endpoint, retraining_kill):
     code, out, err = cli(capsys, "submit", "--dataset", "digits", "--algorithm", "digits-cnn", "--epochs", "200",
                          "--batch-size", "2", "--model-name", "client-e2e-long", "--unpause")
     assert code == 0, out + err
@@ -208,16 +220,13 @@ def test_submit_then_cancel_stops_the_training_run_and_its_trainer_process(clien
     assert "train failed: TrainerStopped: trainer 'digits-cnn' was stopped" in out
 
 
-def test_watch_to_success_logs_runs_and_a_backfill_that_replays_the_run_exactly(client_env, api, capsys, stack_data):
+def test_watch_to_success_logs_runs_and_a_backfill_that_replays_the_run_exactly(client_env, api, capsys,
+                                                                                retraining_kill):
     # Unpausing a retraining DAG makes the scheduler run its latest date at once: the run to watch,
     # and the registered model the backfill replays. Its trainer is killed (kill -9) in epoch 3: the
     # watch shows the failure and that it will retry, then where the retry resumed; and the exact replay
     # of the resumed model (trained from epoch 1) must still match its weights.
-    from steps.store import open_store
-    from tests.trainer_kill import kill_mid_epoch
-
-    kill = kill_mid_epoch(open_store(stack_data.store_settings), {}, epoch=3, timeout_s=RUN_TIMEOUT_S,
-                          run_id_prefix=f"{RETRAINING_DAG}-scheduled__")  # run_key_for's shape
+    kill = retraining_kill
     _start_retraining(api)
     scheduled = _wait_until(lambda: next(iter(api.list_runs(RETRAINING_DAG, run_type="scheduled")), None),
                             RUN_TIMEOUT_S, f"{RETRAINING_DAG}'s scheduled run")

@@ -42,26 +42,23 @@ def task_line(task: TaskState, status: RunStatus) -> str:
 
 
 def _stored_failure_lines(status: RunStatus, steps: set[str] | None = None) -> list[str]:
-    """The store's failure records (kind, retryable, will Airflow retry), labelled with what Airflow knows."""
+    """The store's failure records of steps that did not end failed: a task Airflow will try again
+    (`failed, will retry`, with the kind) and one a later try recovered (`earlier try failed`). A task
+    that ended failed keeps its one summary line in `status.failures`."""
     if status.stored is None:
         return []
-    stored = status.stored
-    if steps is not None:
-        stored = stored.model_copy(update={"failures": [f for f in stored.failures if f.step in steps]})
-    return failure_lines(
-        stored, ended_failed=status.tasks_in(FAILED_TASK_STATES), retrying=status.tasks_in(RETRY_TASK_STATES)
-    )
+    ended_failed = status.tasks_in(FAILED_TASK_STATES)
+    keep = [f for f in status.stored.failures if f.step not in ended_failed and (steps is None or f.step in steps)]
+    stored = status.stored.model_copy(update={"failures": keep})
+    return failure_lines(stored, ended_failed=ended_failed, retrying=status.tasks_in(RETRY_TASK_STATES))
 
 
 def status_lines(status: RunStatus) -> list[str]:
     lines = [f"{status.dag_id} run {status.run_id}: {status.state}", f"  {status.url}"]
     lines += [task_line(task, status) for task in status.tasks]
-    recorded: set[str] = set()
     if status.stored is not None:
         lines += training_lines(status.stored) + _stored_failure_lines(status)
-        recorded = {f.step for f in status.stored.failures}
-    # A failure the store has no record of (unreachable, or the task died first): its task log's reason.
-    lines += [f"  {reason}" for task, reason in status.failures.items() if task not in recorded]
+    lines += [f"  {reason}" for reason in status.failures.values()]
     if status.store_note:
         lines.append(f"  ({status.store_note})")
     if status.outcome:
