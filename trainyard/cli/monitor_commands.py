@@ -71,7 +71,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="MODEL@VERSION, MODEL (its champion), a run key, or an Airflow run id of --dag")
     p.add_argument("--study", action="append", default=[], metavar="STUDY_ID",
                    help="also every trial of this hyperparameter study (`trainyard study`), each named by its number, "
-                   "status and parameters; repeatable")
+                   "status and parameters; repeatable (default: none)")
     p.add_argument("--all-runs", action="store_true", help="also every run in the store that wrote events (default: only the named ones)")
     p.add_argument("--dag", default="training_pipeline", help="DAG whose run ids REF may name (default: %(default)s)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
