@@ -13,9 +13,10 @@ store and trains the same CNN, 1 thread per process, with the real trainer and e
 
 Samples/s per epoch = training examples / the epoch's wall time (which includes each epoch's
 evaluation of the test split; sharded across ranks too). Epoch 1 is left out as warm-up.
-Variants are interleaved, repeats reported as medians. bench/ddp_step_probe.py adds two
+Variants are interleaved, repeats reported as medians. bench/ddp_step_probe.py adds three
 measurements inside one process group: the communication share (step time with the gradient
-all-reduce against the same steps under DDP's no_sync()), and the DDP overhead at world size 1
+all-reduce against the same steps under DDP's no_sync()), what the per-batch loss agreement of
+the divergence check adds to a step, and the DDP overhead at world size 1
 with plain and DDP epochs of the shared loop interleaved in one process, where start-up and the
 shared machine's load drift cancel out. Everything measured goes to --json.
 """
@@ -136,16 +137,19 @@ def main() -> int:
                       f"{result.train_examples} training examples)", flush=True)
         one, ddp_one, two = (statistics.median(measured[v]) for v in VARIANTS)
         comm_probes = [probe("comm", 2, "--steps", str(args.probe_steps)) for _ in range(args.repeats)]
+        agreement_probes = [probe("agreement", 2, "--steps", str(args.probe_steps)) for _ in range(args.repeats)]
         overhead_probes = [probe("overhead", 1, "--examples", str(args.probe_examples)) for _ in range(args.repeats)]
     comm_share = statistics.median(p["exposed_comm_share"] for p in comm_probes)
     in_process_overhead = statistics.median(p["overhead"] for p in overhead_probes)
+    agreement = statistics.median(p["agreement_cost"] for p in agreement_probes)
     report = {
         "examples": args.examples, "epochs": args.epochs, "repeats": args.repeats, "cpus": os.cpu_count(),
         "load_average_before": load_before, "load_average_after": os.getloadavg(),
         "samples_per_s": {v: statistics.median(measured[v]) for v in VARIANTS},
         "speed_up_2_vs_1": two / one, "ddp_world_size_1_overhead": 1 - ddp_one / one,
         "exposed_comm_share_2_processes": comm_share, "ddp_world_size_1_overhead_in_process": in_process_overhead,
-        "comm_probes": comm_probes, "overhead_probes": overhead_probes,
+        "loss_agreement_cost_2_processes": agreement,
+        "comm_probes": comm_probes, "agreement_probes": agreement_probes, "overhead_probes": overhead_probes,
         "reruns_bit_identical": {v: len(w) == 1 for v, w in weights.items()},
     }
     print(f"\nload average {load_before[0]:.1f} before, {report['load_average_after'][0]:.1f} after ({os.cpu_count()} cpus)")
@@ -153,6 +157,7 @@ def main() -> int:
     print(f"DDP at world size 1 vs no DDP: {ddp_one:.0f} vs {one:.0f} samples/s = {100 * (1 - ddp_one / one):+.1f}% slower (target <= 5%)")
     print(f"  the same, in one process, plain and DDP epochs interleaved: {100 * in_process_overhead:+.1f}% slower")
     print(f"2 processes: gradient all-reduce is {100 * comm_share:.1f}% of a training step (exposed, not overlapped)")
+    print(f"2 processes: the per-batch loss agreement (divergence check) adds {100 * agreement:+.1f}% to a training step")
     print(f"reruns bit-identical per variant: {report['reruns_bit_identical']}")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))

@@ -20,7 +20,7 @@ from kubernetes.client import models as k8s
 
 from operators.failure_recording import recording_failure
 from operators.retry_policy import retrying_only_what_can_succeed
-from operators.train_pod import SIDECAR_SECURITY_CONTEXT, run_for_team, settings_pods_can_use
+from operators.train_pod import SIDECAR_SECURITY_CONTEXT, finished_training, run_for_team, settings_pods_can_use
 from operators.xcom import xcom_record
 from steps.catalog.teams import DEFAULT_TEAMS_PATH, load_teams
 from steps.kubernetes.indexed_job import (
@@ -150,12 +150,12 @@ class TrainerJobOperator(KubernetesJobOperator):
             return self._trainer_result(xcom)
 
     def _trainer_result(self, xcom: Any) -> dict:
-        from steps.training.contract import XCOM_RETURN_PATH, TrainerResult
+        from steps.training.contract import XCOM_RETURN_PATH
 
         written = [x for x in (xcom if isinstance(xcom, list) else [xcom]) if x]
         if len(written) != 1:  # rank 0's pod, and only it, writes the result
             raise AirflowException(f"expected one pod to write {XCOM_RETURN_PATH}, {len(written)} did")
-        return TrainerResult.model_validate(written[0]).model_dump(mode="json")
+        return finished_training(self.plan, self.snapshot, written[0])  # the learning curve, as a single pod's
 
     def _finish(self, *, succeeded: bool) -> None:
         assert self.rendered is not None

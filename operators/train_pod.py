@@ -59,6 +59,26 @@ class TrainerPodFailed(AirflowException):
             self.retryable = failure.retryable
 
 
+def finished_training(plan: Any, snapshot: Any, written: dict) -> dict:
+    """The TrainerResult a trainer pod (or rank 0's pod of a Job) wrote, checked against the dataset
+    the run snapshotted, with its learning curve drawn: what `run_training` does for the local executors."""
+    from operators.context import load_settings, open_artifact_store
+    from steps.data.snapshot import SnapshotRef
+    from steps.lifecycle.plan import RunPlan
+    from steps.lifecycle.train import finish_training
+    from steps.training.contract import TrainerResult
+
+    settings = load_settings()
+    result = finish_training(
+        open_artifact_store(settings),
+        RunPlan.model_validate(xcom_record(plan)),
+        SnapshotRef.model_validate(xcom_record(snapshot)).dataset_hash,
+        TrainerResult.model_validate(written),
+        objective=settings.primary_metric,
+    )
+    return result.model_dump(mode="json")
+
+
 def run_for_team(plan: Any, team: TeamEntry) -> RunPlan:
     """The run's plan, refused when it is for another team than the one this task trains for."""
     from steps.lifecycle.plan import RunPlan
@@ -183,22 +203,11 @@ class TrainerPodOperator(KubernetesPodOperator):
             return self._trainer_result(super().trigger_reentry(context, event))
 
     def _trainer_result(self, xcom: Any) -> dict:
-        from operators.context import load_settings, open_artifact_store
-        from steps.lifecycle.plan import RunPlan
-        from steps.lifecycle.train import finish_training
-        from steps.training.contract import XCOM_RETURN_PATH, TrainerResult
+        from steps.training.contract import XCOM_RETURN_PATH
 
         if not xcom:
             raise AirflowException(f"trainer pod succeeded but wrote no result to {XCOM_RETURN_PATH}")
-        settings = load_settings()
-        result = finish_training(  # checks the dataset the trainer saw, draws the learning curve
-            open_artifact_store(settings),
-            RunPlan.model_validate(xcom_record(self.plan)),
-            self._snapshot_ref().dataset_hash,
-            TrainerResult.model_validate(xcom),
-            objective=settings.primary_metric,
-        )
-        return result.model_dump(mode="json")
+        return finished_training(self.plan, self.snapshot, xcom)
 
     def cleanup(self, pod: k8s.V1Pod, remote_pod: k8s.V1Pod, xcom_result: dict | None = None, context: Any = None) -> None:
         if not remote_pod and self.pod is not None:

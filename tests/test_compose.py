@@ -87,11 +87,64 @@ def test_the_stack_has_postgres_minio_the_four_airflow_components_init_services_
     assert services()["minio"]["build"]["context"] == "images/minio"
 
 
+def test_the_compose_tier_builds_every_built_service_from_stand_ins_and_moves_every_published_port():
+    """make test-compose cannot pull: a service that builds without tests/compose/podman.yml's stand-in
+    base tries docker.io (the tensorboard service once did), and a published port left at its default
+    collides with whatever else this machine runs."""
+    from tests.compose.test_stack import stack_env_values
+
+    overrides = yaml.safe_load((REPO_ROOT / "tests" / "compose" / "podman.yml").read_text())["services"]
+    for name, service in services().items():
+        if "build" in service:
+            assert "args" in overrides.get(name, {}).get("build", {}), f"{name} builds FROM a base podman cannot pull"
+        else:
+            assert overrides[name]["image"].startswith("localhost/trainyard-stand-in/"), name
+    published = {match.group(1) for service in services().values() for port in service.get("ports", [])
+                 for match in VAR_RE.finditer(port)}
+    assert published and published <= set(stack_env_values())
+
+
 def test_every_long_running_service_has_a_healthcheck():
     long_running = {name: svc for name, svc in services().items() if not is_one_shot(svc)}
     assert set(long_running) == {"postgres", "minio", "tensorboard", *AIRFLOW_SERVICES}
     missing = [name for name, svc in long_running.items() if not svc.get("healthcheck", {}).get("test")]
     assert not missing, f"long-running services without a healthcheck: {missing}"
+
+
+def test_exec_form_health_checks_have_no_argument_with_spaces():
+    """podman 4.3's Docker API splits each argument of a ["CMD", ...] check on whitespace (make
+    test-compose): `python -c "import urllib.request; ..."` ran `python -c import`, failed forever,
+    and the api-server never became healthy."""
+    for name, service in services().items():
+        test = service.get("healthcheck", {}).get("test", [])
+        if test and test[0] == "CMD":
+            assert not [arg for arg in test[1:] if any(c.isspace() for c in arg)], f"{name}: {test}"
+
+
+def test_http_ok_health_check_passes_on_2xx_and_fails_in_one_line_otherwise(tmp_path):
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            self.send_response(200 if self.path == "/health" else 503)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)  # port 0: the OS picks, we hold it
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    script = REPO_ROOT / "images" / "airflow" / "http_ok.py"
+    try:
+        ok = subprocess.run([sys.executable, str(script), f"{base}/health"], capture_output=True, text=True, timeout=60)
+        down = subprocess.run([sys.executable, str(script), f"{base}/other"], capture_output=True, text=True, timeout=60)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert ok.returncode == 0, ok.stderr
+    assert down.returncode == 1 and down.stderr.count("\n") == 1 and "503" in down.stderr
 
 
 def test_dependencies_wait_for_health_or_for_a_successful_one_shot():

@@ -175,6 +175,22 @@ def test_a_rank_killed_on_one_node_is_named_with_its_exit_code_and_its_own_log_l
     assert tail and all(line.startswith("[rank1]: ") for line in tail)
 
 
+def test_ranks_that_diverged_fail_the_run_as_diverged_in_their_own_words_not_as_a_dead_rank():
+    from steps.executors.rank_failure import distributed_failure
+    from steps.lifecycle.run_failure import RETRYABLE_BY_KIND
+    from steps.training.shape import TrainingShape
+
+    # Both ranks of a 1×2 run hit the NaN at the same batch and exited 3 (tests/test_distributed_resume.py).
+    lines = (CAPTURED / "one_node_diverged.log").read_text().splitlines()
+    failure = distributed_failure("intent-classification", TrainingShape(procs_per_node=2), lines, 1)
+    assert not isinstance(failure, RankFailed) and failure.failure_kind == "diverged"
+    assert not RETRYABLE_BY_KIND[failure.failure_kind]
+    assert str(failure).splitlines()[0] == (
+        "trainer 'intent-classification' diverged: training loss is nan at epoch 1, batch 10 of 10 (learning rate 10); "
+        "a retry would repeat it: lower the learning rate"
+    )
+
+
 def test_across_nodes_the_first_rank_to_die_is_named_not_the_peer_that_lost_it():
     from steps.executors.rank_failure import distributed_failure
     from steps.training.shape import TrainingShape

@@ -12,6 +12,7 @@ import struct
 import subprocess
 import sys
 import time
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from steps.store.local import LocalStore
 from steps.store.run_layout import RunLayout, StudyLayout
 from steps.tuning.study_record import StudyRecord, load_study_record
 from tests.conftest import PROJECT_ROOT, run_cli
+from tests.tensorboard_http import TENSORBOARD_START_S, get_json, start_tensorboard
 
 pytestmark = pytest.mark.slow
 
@@ -169,3 +171,31 @@ def test_each_team_gets_a_study_dag_whose_trials_run_in_its_pool():
         assert f"hyperparameter_search {operator} trainyard-default" in out
         assert f"hyperparameter_search_vision {operator} trainyard-vision" in out
         assert "HEAVY=\n" in out + "\n"
+
+
+def test_tensorboard_shows_every_trial_of_the_study_side_by_side_named_by_number_status_and_parameters(resumed_study):
+    from steps.training.contract import parse_epochs_jsonl
+
+    store, record = resumed_study.store, resumed_study.record
+    trained = [t for t in record.trials if store.exists(RunLayout(t.run_key).train.metrics)]
+    assert {t.status for t in trained} >= {"completed"} and len(trained) >= 2  # what the user came to compare
+
+    proc, url = start_tensorboard(resumed_study.env, "--study", resumed_study.study_id)
+    try:
+        deadline = time.monotonic() + TENSORBOARD_START_S
+        runs = sorted(get_json(url + "data/runs", deadline, lambda answer: len(answer) >= len(trained)))
+        assert len(runs) == len(trained), runs  # every trial that trained, nothing else
+        for trial in trained:
+            # e.g. trial_1_completed_hash_buckets=64_learning_rate=0.05: number, status and parameters
+            values = [f"{name}={value}" for name, value in sorted(trial.params.items())]
+            name = f"trial_{trial.number}_{trial.status}_{'_'.join(values)}"
+            assert name in runs, runs
+            epochs = parse_epochs_jsonl(store.get_bytes(RunLayout(trial.run_key).train.metrics))
+            query = urllib.parse.urlencode({"run": name, "tag": "metrics/macro_f1"})
+            count = len(epochs)
+            points = get_json(f"{url}data/plugin/scalars/scalars?{query}", deadline, lambda a, n=count: len(a) == n)
+            assert [value for _, _, value in points] == pytest.approx([e.test_macro_f1 for e in epochs], rel=1e-6)
+            assert [step for _, step, _ in points] == [e.epoch for e in epochs]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)

@@ -186,3 +186,28 @@ def test_on_kubernetes_a_branch_picks_the_pod_or_the_indexed_job_and_evaluate_ta
     assert "BRANCH ['train', 'train_nodes']" in out.stdout
     assert "EVAL ['plan', 'train_result']" in out.stdout
     assert "JOB TrainerJobOperator trainyard-default" in out.stdout
+
+
+def test_a_multi_node_runs_result_is_checked_and_gets_its_learning_curve_like_a_single_pods(tmp_path, monkeypatch):
+    from steps.lifecycle.plan import RunPlan
+    from steps.store.local import LocalStore
+    from steps.training.contract import EpochRecord, TrainerResult, epochs_jsonl
+
+    monkeypatch.setenv("TRAINYARD_STORE", "local")  # the store rank 0's pod wrote metrics.jsonl to
+    monkeypatch.setenv("TRAINYARD_STORE_ROOT", str(tmp_path / "store"))
+    store = LocalStore(tmp_path / "store")
+    op = operator()
+    layout = RunPlan.model_validate(op.plan).layout.train
+    store.put_bytes(layout.metrics, epochs_jsonl([EpochRecord(epoch=e, train_loss=1 / e, test_macro_f1=e / 3, wall_time_s=1)
+                                                  for e in (1, 2, 3)]))
+    metrics = {"accuracy": 0.9, "macro_f1": 0.9, "loss": 0.3, "confusion_matrix": [[1]], "n_examples": 1}
+    written = TrainerResult(run_id="r", algorithm="digits-cnn", mode="train", dataset_hash=SNAPSHOT["dataset_hash"],
+                            eval_set_hash="e" * 64, metrics=metrics, weights_key=layout.weights, weights_sha256="f" * 64,
+                            epochs_completed=3, wall_time_s=1.0, torch_version="2", num_threads=1, device="cpu",
+                            world_size=8, backend="gloo").model_dump(mode="json")
+
+    assert op._trainer_result([None, written]) == written  # rank 0's pod alone wrote it
+    assert store.get_bytes(layout.learning_curve).startswith(b"\x89PNG")
+
+    with pytest.raises(RuntimeError, match="trainer reports world size 2, the run asked for 2 nodes × 4"):
+        op._trainer_result([{**written, "world_size": 2}])

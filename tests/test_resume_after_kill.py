@@ -7,30 +7,25 @@ One pipeline run is shared by the tests of this module: the resume, the lineage 
 the learning curve, the per-epoch log lines and TensorBoard on the registered model."""
 from __future__ import annotations
 
-import json
-import os
-import queue
 import re
-import subprocess
-import sys
 import threading
 import time
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from steps.lifecycle.manifest import ModelManifest
+from steps.store import StoreSettings
 from steps.store.local import LocalStore
-from tests.conftest import PROJECT_ROOT, run_cli
+from tests.conftest import run_cli
+from tests.tensorboard_http import TENSORBOARD_START_S, get_json, start_tensorboard
 from tests.trainer_kill import KillReport, kill_mid_epoch
 
 pytestmark = pytest.mark.slow
 
 CONF = {"dataset": "digits", "algorithm": "digits-cnn", "epochs": 6, "batch_size": 16, "seed": 11}
-TENSORBOARD_START_S = 180
 
 
 @dataclass
@@ -41,6 +36,7 @@ class ResumedRun:
     kill: KillReport
     manifest: ModelManifest
     env: dict[str, str]
+    between_tries: object  # the run's stored status (steps/lifecycle/run_status.py) once try 1's failure was recorded
 
 
 @pytest.fixture(scope="module")
@@ -60,10 +56,26 @@ def resumed_run(airflow_db, tmp_path_factory) -> ResumedRun:
         for name, value in env.items():
             patch.setenv(name, value)
         kill = kill_mid_epoch(store, {"TRAINYARD_STORE_ROOT": str(root)}, epoch=3)
+        between_tries: list = []
+        threading.Thread(target=_read_status_between_tries, args=(store, between_tries), daemon=True).start()
         run = run_dag("training_pipeline", CONF)
         kill.done.wait(timeout=60)
     manifest = resolve_model_ref(store, "digits-digits-cnn@1") if run.state == "success" else None
-    return ResumedRun(store, root, run, kill, manifest, env)
+    return ResumedRun(store, root, run, kill, manifest, env, between_tries[0] if between_tries else None)
+
+
+def _read_status_between_tries(store: LocalStore, found: list, timeout_s: float = 900) -> None:
+    """What `trainyard status` reads from the store while the run is in progress: the moment the killed try's
+    failure record appears, before the retry has finished (its result.json comes last)."""
+    from steps.lifecycle.run_status import read_run_status
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        keys = [k for k in store.list_keys("runs/") if k.endswith("/failures/train.json")]
+        if keys:
+            found.append(read_run_status(store, keys[0].split("/")[1]))
+            return
+        time.sleep(0.05)
 
 
 def _train_tries(run) -> int:
@@ -134,6 +146,62 @@ def test_the_run_status_reads_the_failure_the_resume_and_the_registration(resume
     assert "earlier try failed: train on try 1 (trainer-exit, retryable)" in text
 
 
+def _airflow_tasks(run) -> list:
+    """The run's task states as Airflow's REST API hands them to the client (from the same metadata database)."""
+    from airflow.models import DagRun
+    from airflow.utils.session import create_session
+
+    from trainyard.client.records import TaskState
+
+    with create_session() as session:
+        dagrun = session.query(DagRun).filter(DagRun.run_id == run.run_id, DagRun.dag_id == run.dag_id).one()
+        return [TaskState(task_id=ti.task_id, state=ti.state, try_number=ti.try_number, duration_s=ti.duration)
+                for ti in sorted(dagrun.get_task_instances(session=session), key=lambda ti: ti.start_date)]
+
+
+def test_trainyard_status_says_the_run_resumed_from_which_checkpoint_after_which_failure(resumed_run):
+    from trainyard.client.records import RunStatus
+    from trainyard.client.render import status_lines
+    from trainyard.client.store_readout import StoreReadout
+
+    run = resumed_run.run
+    readout = StoreReadout(lambda: StoreSettings(backend="local", root=str(resumed_run.store_root)))
+    progress, note = readout.progress(run.dag_id, run.run_id)
+    assert note is None
+    status = RunStatus(dag_id=run.dag_id, run_id=run.run_id, url="http://airflow/run", state="success",
+                       tasks=_airflow_tasks(run), epochs=progress.epochs, epochs_planned=6,
+                       stored=readout.run_status(run.dag_id, run.run_id))
+    text = "\n".join(status_lines(status))
+    assert re.search(r"^  train +success +try 2 ", text, re.M)
+    assert "  training          : finished 6 of 6 epochs (last: train_loss=" in text
+    assert text.count("; newest checkpoint: epoch 6") == 1
+    assert re.search(r"  resumed           : yes: at epoch 3 from the checkpoint of epoch 2 \(runs/\S+/train/"
+                     r"checkpoints/epoch-0002/checkpoint.json\)", text)
+    assert "  earlier try failed: train on try 1 (trainer-exit, retryable): trainer 'digits-cnn' exited with code -9" in text
+
+
+def test_trainyard_status_between_tries_says_the_train_task_failed_why_and_that_it_will_retry(resumed_run):
+    from trainyard.client.records import RunStatus, TaskState
+    from trainyard.client.render import changes, status_lines
+
+    stored = resumed_run.between_tries
+    assert stored is not None, "the failure of try 1 was never recorded"
+    assert stored.training is not None and not stored.training.finished
+    newest = stored.training.newest_checkpoint_epoch
+    assert newest is not None and newest >= 2  # the retry resumes from it
+    # Between tries Airflow reports the train task up_for_retry (the store's records are the real ones).
+    status = RunStatus(dag_id="training_pipeline", run_id=resumed_run.run.run_id, url="http://airflow/run",
+                       state="running", tasks=[TaskState(task_id="train", state="up_for_retry", try_number=1)],
+                       stored=stored)
+    text = "\n".join(status_lines(status))
+    assert "not finished (last: train_loss=" in text and f"; newest checkpoint: epoch {newest}" in text
+    assert ("  failed, will retry: train on try 1 (trainer-exit, retryable): trainer 'digits-cnn' exited with code -9"
+            in text)
+    watched = changes(None, status)  # what `--watch` prints as the task goes up for retry
+    assert "train: up_for_retry" in watched
+    assert any(line.startswith("train: failed, will retry: train on try 1 (trainer-exit") for line in watched)
+
+
 def test_the_learning_curve_png_is_stored_with_the_run_and_the_version(resumed_run):
     import io
 
@@ -151,35 +219,6 @@ def test_the_learning_curve_png_is_stored_with_the_run_and_the_version(resumed_r
     assert len({tuple(p) for p in pixels.reshape(-1, pixels.shape[-1])[::97]}) > 20  # lines and text in colours
 
 
-def _start_tensorboard(env: dict[str, str], *refs: str) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "trainyard.cli", "tensorboard", *refs, "--port", "0"],
-        cwd=PROJECT_ROOT, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    first_line: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: first_line.put(proc.stdout.readline()), daemon=True).start()
-    try:
-        line = first_line.get(timeout=TENSORBOARD_START_S)
-    except queue.Empty:
-        line = ""
-    if not line.startswith("TensorBoard at "):
-        proc.kill()
-        raise AssertionError(f"no URL printed: {line!r}; stderr: {proc.communicate(timeout=60)[1][-2000:]}")
-    return proc, line.split()[2]
-
-
-def _get_json(url: str, deadline: float, ready) -> object:
-    """TensorBoard loads event files in the background: poll until `ready(answer)` or the deadline."""
-    answer = None
-    while time.monotonic() < deadline:
-        with urllib.request.urlopen(url, timeout=30) as response:
-            answer = json.loads(response.read())
-        if ready(answer):
-            return answer
-        time.sleep(0.5)
-    raise AssertionError(f"TensorBoard never answered as expected at {url}: {answer}")
-
-
 def test_tensorboard_serves_the_scalars_of_a_registered_model_and_of_every_run(resumed_run):
     from steps.training.contract import parse_epochs_jsonl
 
@@ -187,15 +226,15 @@ def test_tensorboard_serves_the_scalars_of_a_registered_model_and_of_every_run(r
     run_key = manifest.run_key
     # A model version (its event file checked against the manifest) and, as the compose service does,
     # every run that wrote events: this one, and whatever else the store holds.
-    proc, url = _start_tensorboard(resumed_run.env, "digits-digits-cnn@1", "--all-runs")
+    proc, url = start_tensorboard(resumed_run.env, "digits-digits-cnn@1", "--all-runs")
     try:
         deadline = time.monotonic() + TENSORBOARD_START_S
-        tags = _get_json(url + "data/plugin/scalars/tags", deadline, lambda a: {"digits-digits-cnn@1", run_key} <= set(a))
+        tags = get_json(url + "data/plugin/scalars/tags", deadline, lambda a: {"digits-digits-cnn@1", run_key} <= set(a))
         assert {"loss/train", "loss/test", "metrics/macro_f1", "metrics/accuracy"} <= set(tags["digits-digits-cnn@1"])
 
         records = parse_epochs_jsonl(resumed_run.store.get_bytes("models/digits-digits-cnn/versions/1/metrics.jsonl"))
         query = urllib.parse.urlencode({"run": "digits-digits-cnn@1", "tag": "metrics/macro_f1"})
-        points = _get_json(f"{url}data/plugin/scalars/scalars?{query}", deadline, lambda a: len(a) == 6)
+        points = get_json(f"{url}data/plugin/scalars/scalars?{query}", deadline, lambda a: len(a) == 6)
         assert [step for _, step, _ in points] == [1, 2, 3, 4, 5, 6]  # each epoch once, though two tries wrote them
         assert [value for _, _, value in points] == pytest.approx([r.test_macro_f1 for r in records], rel=1e-6)
     finally:

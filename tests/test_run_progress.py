@@ -55,3 +55,28 @@ def test_progress_keeps_readable_epochs_and_reports_why_a_step_failed(local_stor
     assert not progress.trainer_finished
     assert progress.failures["train"].summary == "train failed (error): out of patience"
     assert read_run_progress(local_store, "another-run").epochs == []
+
+
+def test_a_failure_says_whether_airflow_will_try_the_step_again(local_store):
+    from steps.lifecycle.run_status import failure_lines, read_run_status
+
+    class Stalled(RuntimeError):
+        failure_kind = "stalled"
+
+    class Diverged(RuntimeError):
+        failure_kind = "diverged"
+
+    record_failure(local_store, failure_from_exception("r", "train", Stalled("no batch for 60s"), try_number=2))
+    record_failure(local_store, failure_from_exception("r", "validate", Diverged("nan"), try_number=1))
+    status = read_run_status(local_store, "r")
+
+    def train_line(**airflow) -> str:
+        return next(line for line in failure_lines(status, **airflow) if ": train on try 2" in line).strip()
+
+    assert train_line(retrying={"train"}) == "failed, will retry: train on try 2 (stalled, retryable): no batch for 60s"
+    assert train_line(ended_failed={"train"}) == "failed            : train on try 2 (stalled, retryable, no tries left): no batch for 60s"
+    assert train_line(ended_failed=set()) == "earlier try failed: train on try 2 (stalled, retryable): no batch for 60s"
+    assert train_line() == "failed            : train on try 2 (stalled, retryable): no batch for 60s"  # the store alone
+    assert failure_lines(status, ended_failed={"validate"})[0].strip() == (
+        "failed            : validate on try 1 (diverged, not retryable): nan"
+    )

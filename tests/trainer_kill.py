@@ -34,7 +34,7 @@ class KillReport:
     done: threading.Event = field(default_factory=threading.Event)
 
 
-def _trainer_processes(env_match: dict[str, str]) -> list[psutil.Process]:
+def _trainer_processes(env_match: dict[str, str], run_id_prefix: str = "") -> list[psutil.Process]:
     found = []
     for proc in psutil.process_iter(["cmdline"]):
         try:
@@ -44,7 +44,8 @@ def _trainer_processes(env_match: dict[str, str]) -> list[psutil.Process]:
             environ = proc.environ()
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue
-        if "TRAINYARD_RUN_ID" in environ and all(environ.get(k) == v for k, v in env_match.items()):
+        run_id = environ.get("TRAINYARD_RUN_ID")
+        if run_id is not None and run_id.startswith(run_id_prefix) and all(environ.get(k) == v for k, v in env_match.items()):
             found.append(proc)
     return found
 
@@ -63,8 +64,13 @@ def _wait(condition, deadline: float, what: str):
     raise TimeoutError(f"gave up waiting for {what}")
 
 
-def kill_mid_epoch(store: ArtifactStore, env_match: dict[str, str], *, epoch: int, timeout_s: float = 900) -> KillReport:
-    """Start the killer; the returned report's `done` is set once it has acted (or given up)."""
+def kill_mid_epoch(
+    store: ArtifactStore, env_match: dict[str, str], *, epoch: int, timeout_s: float = 900, run_id_prefix: str = ""
+) -> KillReport:
+    """Start the killer; the returned report's `done` is set once it has acted (or given up).
+
+    The trainer killed is the first whose environment has `env_match` and whose run key (TRAINYARD_RUN_ID)
+    starts with `run_id_prefix`."""
     if epoch < 3:
         raise ValueError("the epoch's CPU time is measured between two earlier checkpoints: epoch must be >= 3")
     report = KillReport()
@@ -72,7 +78,7 @@ def kill_mid_epoch(store: ArtifactStore, env_match: dict[str, str], *, epoch: in
     def run() -> None:
         deadline = time.monotonic() + timeout_s
         try:
-            proc = _wait(lambda: next(iter(_trainer_processes(env_match)), None), deadline, "the trainer to start")
+            proc = _wait(lambda: next(iter(_trainer_processes(env_match, run_id_prefix)), None), deadline, "the trainer to start")
             environ = proc.environ()
             report.pid, report.run_id = proc.pid, environ["TRAINYARD_RUN_ID"]
             outputs = TrainerOutputs(environ["TRAINYARD_OUTPUT_PREFIX"])

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from steps.training.runtime import exit_trainer, run_trainer
 
-DEFAULT_HYPERPARAMETERS = {"channels": 16, "hidden": 64}
+DEFAULT_HYPERPARAMETERS = {"channels": 16, "hidden": 64, "dropout": 0.0}
 
 
 class DigitsCNN:
@@ -21,6 +21,12 @@ class DigitsCNN:
 
         channels = int(hyperparameters.get("channels", DEFAULT_HYPERPARAMETERS["channels"]))
         hidden = int(hyperparameters.get("hidden", DEFAULT_HYPERPARAMETERS["hidden"]))
+        dropout = float(hyperparameters.get("dropout", DEFAULT_HYPERPARAMETERS["dropout"]))
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be at least 0 and below 1, not {dropout}")
+        # No Dropout layer at 0: the layers' names in the weights file, and so every earlier model's
+        # weights hash, stay as they were.
+        regularize = [nn.Dropout(dropout)] if dropout > 0 else []
         return nn.Sequential(
             nn.Conv2d(1, channels, kernel_size=3, padding=1),
             nn.ReLU(),
@@ -30,6 +36,7 @@ class DigitsCNN:
             nn.Flatten(),
             nn.Linear(2 * channels * 4 * 4, hidden),
             nn.ReLU(),
+            *regularize,
             nn.Linear(hidden, n_classes),
         )
 

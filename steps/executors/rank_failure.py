@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from steps.executors.base import TrainerFailed
 from steps.training.shape import TrainingShape
+from steps.training.trainer_exit import classify_exit
 
 LOG_TAIL_LINES = 20
 NODE_PREFIX = "[node{index}] "
@@ -115,6 +116,12 @@ def distributed_failure(
         signal = f" ({failed.signal})" if failed.signal else ""
         place = f"node {failed.node}, local rank {failed.local_rank}" if shape.nodes > 1 else f"local rank {failed.local_rank}"
         tail = rank_tail(by_node.get(failed.node, []), failed.rank) or [f"(rank {failed.rank} wrote no output)"]
+        # A rank that stopped for a reason of its own (a diverged loss, on which every rank agrees, or its
+        # stall watchdog) fails the run as one process would: the same kind, so the same retry policy.
+        ended = classify_exit(algorithm, failed.exit_code, [_RANK_RE.sub("", line) for line in tail], where=where)
+        if ended.kind != "trainer-exit":
+            return TrainerFailed(f"{ended.reason}\nlast log lines of rank {failed.rank}:\n" + "\n".join(tail),
+                                 failure_kind=ended.kind)
         return RankFailed(
             f"trainer {algorithm!r}: rank {failed.rank} of {shape.world_size} ({place}) exited with code "
             f"{failed.exit_code}{signal}{where}; the whole {shape} run failed with it; last log lines of rank "

@@ -36,7 +36,7 @@ def run_event_source(run_key: str, label: str | None = None) -> EventSource:
     return EventSource(label=label or run_key, events_key=outputs.tensorboard_events, metrics_key=outputs.metrics)
 
 
-def _has_training(store: ArtifactStore, run_key: str) -> bool:
+def has_training(store: ArtifactStore, run_key: str) -> bool:
     try:
         outputs = RunLayout(run_key).train
     except InvalidName:
@@ -47,10 +47,10 @@ def _has_training(store: ArtifactStore, run_key: str) -> bool:
 def event_source_for(store: ArtifactStore, ref: str, *, dag_id: str = DEFAULT_DAG_ID) -> EventSource:
     if "@" in ref:
         return model_event_source(resolve_model_ref(store, ref))
-    if _has_training(store, ref):
+    if has_training(store, ref):
         return run_event_source(ref)
     airflow_run = run_key_for(dag_id, ref)
-    if _has_training(store, airflow_run):
+    if has_training(store, airflow_run):
         return run_event_source(airflow_run, label=ref)
     try:
         name, _ = parse_model_ref(ref)

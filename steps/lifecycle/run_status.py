@@ -3,7 +3,8 @@ it resumed, what was registered — as one typed record and a few readable lines
 
 Only the store is read, so this works wherever the store is reachable: `trainyard lineage` shows it for
 a registered version's run, and a client of a remote Airflow (`trainyard status`) calls
-`read_run_status` and, knowing which tasks ended failed, passes them to `status_lines`.
+`read_run_status` and, knowing which tasks ended failed and which will be retried, passes them to
+`training_lines` and `failure_lines`.
 """
 from __future__ import annotations
 
@@ -124,21 +125,48 @@ def resume_line(resumed: ResumeInfo | None) -> str:
     return text
 
 
-def status_lines(status: RunStatus, ended_failed: Collection[str] | None = None) -> list[str]:
-    """`ended_failed`: the steps whose task finally failed, when the caller knows (Airflow does)."""
-    lines = [f"run {status.run_key}"]
-    if status.training is not None:
-        lines.append(f"  training          : {training_line(status.training)}")
-        if status.training.finished:
-            lines.append(f"  resumed           : {resume_line(status.training.resumed)}")
+def training_lines(status: RunStatus) -> list[str]:
+    """How far training got, its newest checkpoint, and (once the trainer finished) whether it resumed."""
+    if status.training is None:
+        return []
+    lines = [f"  training          : {training_line(status.training)}"]
+    if status.training.finished:
+        lines.append(f"  resumed           : {resume_line(status.training.resumed)}")
+    return lines
+
+
+def failure_lines(
+    status: RunStatus, ended_failed: Collection[str] | None = None, retrying: Collection[str] = ()
+) -> list[str]:
+    """Each step's latest failure, kind and whether another try comes.
+
+    `ended_failed`: the steps whose task finally failed, `retrying`: those Airflow will try again
+    (up_for_retry), when the caller knows (Airflow does); the store alone knows only which steps'
+    outputs exist."""
+    lines = []
     for failure in status.failures:
         recovered = failure.step in status.succeeded_after_failure or (
-            ended_failed is not None and failure.step not in ended_failed
+            ended_failed is not None and failure.step not in ended_failed and failure.step not in retrying
         )
-        label = "earlier try failed" if recovered else "failed"
-        retry = "retryable" if failure.retryable else "not retryable"
+        if failure.step in retrying:
+            label, retry = "failed, will retry", "retryable"
+        elif recovered:
+            label, retry = "earlier try failed", "retryable" if failure.retryable else "not retryable"
+        elif not failure.retryable:
+            label, retry = "failed", "not retryable"
+        elif ended_failed is not None:
+            label, retry = "failed", "retryable, no tries left"
+        else:
+            label, retry = "failed", "retryable"
         attempt = f" on try {failure.try_number}" if failure.try_number else ""
         lines.append(f"  {label:<18}: {failure.step}{attempt} ({failure.kind}, {retry}): {failure.reason}")
+    return lines
+
+
+def status_lines(
+    status: RunStatus, ended_failed: Collection[str] | None = None, retrying: Collection[str] = ()
+) -> list[str]:
+    lines = [f"run {status.run_key}", *training_lines(status), *failure_lines(status, ended_failed, retrying)]
     if status.registered is not None:
         champion = " (champion)" if status.registered.champion else ""
         lines.append(f"  registered        : {status.registered.model_name}@{status.registered.version}{champion}")

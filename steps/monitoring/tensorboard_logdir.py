@@ -6,6 +6,7 @@ training keeps moving in the browser.
 from __future__ import annotations
 
 import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,14 +42,26 @@ class TensorBoardLogdir:
     store: ArtifactStore
     root: Path
     _fetched: dict[str, str] = field(default_factory=dict, init=False)  # label -> sha256 of what is on disk
+    _labels: dict[tuple[str | None, str | None], str] = field(default_factory=dict, init=False)  # source -> its label
 
     def add(self, sources: list[EventSource]) -> list[str]:
         """Fetch every source whose stored bytes changed since the last call; the labels fetched."""
         fetched = []
         for source in sources:
+            self._relabel(source)
             if self._fetch(source):
                 fetched.append(source.label)
         return fetched
+
+    def _relabel(self, source: EventSource) -> None:
+        """A source whose label changed (a study's trial went from running to completed) leaves its old
+        directory: TensorBoard drops a run whose directory is gone, so the trial shows once, renamed."""
+        identity = (source.events_key, source.metrics_key)
+        old = self._labels.get(identity)
+        if old is not None and old != source.label:
+            shutil.rmtree(label_dir(self.root, old), ignore_errors=True)
+            self._fetched.pop(old, None)
+        self._labels[identity] = source.label
 
     def _fetch(self, source: EventSource) -> bool:
         target = label_dir(self.root, source.label)

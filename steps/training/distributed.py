@@ -8,7 +8,7 @@ its node), MASTER_ADDR and MASTER_PORT (where rank 0's store listens). docs/trai
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from steps.training.contract import TrainingJob
@@ -138,6 +138,37 @@ def sum_over_ranks(process: TrainingProcess, *values: float) -> list[float]:
     totals = torch.tensor(values, dtype=torch.float64, device=process.device)
     dist.all_reduce(totals)
     return [float(v) for v in totals.cpu()]
+
+
+def mean_over_ranks(process: TrainingProcess, value: float) -> Callable[[], float]:
+    """Start averaging `value` over the ranks; the returned call waits for the mean. Non-finite on every
+    rank when any rank's value is, so all of them stop together. Started before backward(), it travels
+    ahead of DDP's gradient all-reduce on the same group: a step waits for its peers once, not twice."""
+    if not process.in_group:
+        return lambda: value
+    import torch
+    import torch.distributed as dist
+
+    total = torch.tensor([value], dtype=torch.float64, device=process.device)
+    pending = dist.all_reduce(total, async_op=True)
+
+    def mean() -> float:
+        pending.wait()
+        return float(total.item()) / process.world_size
+
+    return mean
+
+
+def gather_from_ranks(process: TrainingProcess, value: dict) -> list[dict]:
+    """Every rank's `value` (plain tensors, numbers, strings, lists, dicts), on every rank, indexed by rank.
+    Pickled between this run's own processes only; nothing read from the store is ever unpickled."""
+    if not process.in_group:
+        return [value]
+    import torch.distributed as dist
+
+    gathered: list = [None] * process.world_size
+    dist.all_gather_object(gathered, value)
+    return gathered
 
 
 def eval_shard(process: TrainingProcess, n_examples: int) -> slice:

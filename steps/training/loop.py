@@ -10,7 +10,9 @@
   trains its shard through DistributedDataParallel, the loss and metrics are all-reduced, and every
   rank stops after an epoch when the hooks (which the caller gives rank 0 alone) stop it.
 
-A non-finite loss stops the loop at once with `Diverged`, before the optimizer can apply it.
+A non-finite loss stops the loop at once with `Diverged`, before the optimizer can apply it; under
+torchrun every batch's loss is averaged over the ranks first, so every rank stops at the same batch
+with the same words (a NaN on one rank is a NaN in the mean).
 """
 from __future__ import annotations
 
@@ -26,6 +28,8 @@ from steps.training.contract import EpochRecord, EvalMetrics, StopRecord
 from steps.training.distributed import (
     TrainingProcess,
     eval_shard,
+    gather_from_ranks,
+    mean_over_ranks,
     start_epoch,
     sum_confusion_over_ranks,
     sum_over_ranks,
@@ -33,6 +37,7 @@ from steps.training.distributed import (
     wrap_model,
 )
 from steps.training.metrics import accuracy, confusion_matrix, macro_f1
+from steps.training.rng_state import RngSnapshot
 from steps.training.training_state import TrainingState
 
 ALONE = TrainingProcess()  # one process, no torchrun: the non-distributed path
@@ -86,12 +91,14 @@ def fit(
             optimizer.zero_grad()
             loss = loss_fn(model(batch_x), batch_y)
             value = loss.detach().item()
-            if not math.isfinite(value):
+            agreed = mean_over_ranks(process, value)
+            loss.backward()  # gradients of a non-finite loss are computed but never applied
+            checked = agreed()
+            if not math.isfinite(checked):
                 raise Diverged(
-                    f"diverged: training loss is {value} at epoch {epoch}, batch {batch} of {len(loader)} "
+                    f"diverged: training loss is {checked} at epoch {epoch}, batch {batch} of {len(loader)} "
                     f"(learning rate {state.learning_rate:g}); a retry would repeat it: lower the learning rate"
                 )
-            loss.backward()
             optimizer.step()
             total_loss += value * len(batch_y)
             seen += len(batch_y)
@@ -114,6 +121,9 @@ def fit(
             finished_at_unix_s=round(time.time(), 3),
         )
         state.end_epoch(record)
+        if process.in_group:  # before the hooks: rank 0's checkpoint holds every rank's RNG streams
+            shared = gather_from_ranks(process, state.rng.to_payload())
+            state.share_ranks_rng([RngSnapshot.from_payload(payload) for payload in shared])
         stop = None
         for hook in hooks:
             stop = hook.on_epoch_end(state, record)

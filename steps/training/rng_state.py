@@ -14,7 +14,7 @@ from typing import Any
 @dataclass(frozen=True)
 class RngSnapshot:
     torch_cpu: Any  # torch.ByteTensor
-    cuda: tuple[Any, ...]  # one ByteTensor per visible CUDA device; empty on CPU
+    cuda: tuple[Any, ...]  # this process's CUDA device's ByteTensor; empty on CPU
     numpy: dict[str, Any]
     python: dict[str, Any]
 
@@ -39,7 +39,9 @@ def capture_rng(device: str) -> RngSnapshot:
     version, internal, gauss_next = random.getstate()
     return RngSnapshot(
         torch_cpu=torch.get_rng_state(),
-        cuda=tuple(torch.cuda.get_rng_state_all()) if device == "cuda" else (),
+        # This process's own device only ("cuda", or "cuda:N" under torchrun, which made N current):
+        # reading every visible device would open a context on each GPU from every rank.
+        cuda=(torch.cuda.get_rng_state(),) if device.startswith("cuda") else (),
         numpy={
             "bit_generator": str(name),
             "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
@@ -57,7 +59,7 @@ def restore_rng(snapshot: RngSnapshot) -> None:
 
     torch.set_rng_state(snapshot.torch_cpu)
     if snapshot.cuda:
-        torch.cuda.set_rng_state_all(list(snapshot.cuda))
+        torch.cuda.set_rng_state(snapshot.cuda[0])
     n = snapshot.numpy
     np.random.set_state(
         (n["bit_generator"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"])

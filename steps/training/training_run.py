@@ -68,6 +68,7 @@ def train_model(
         if process.in_group:  # the model is identical on every rank; from here each rank draws its own stream
             seed_this_rank(job.seed, process)
             state.rng = capture_rng(device)
+            state.rank, state.world_size = process.rank, process.world_size
         return state
 
     # Every rank reads the same checkpoint: the fingerprint names the device kind, not this rank's "cuda:N".

@@ -3,7 +3,12 @@ resume restores whole: model, optimizer, LR scheduler, data-order generator, eve
 
 Loop extensions add their own state without changing the format: anything with
 `state_dict()` / `load_state_dict()` registered in `TrainingState.extensions` under a name is
-saved and restored with the rest (a DistributedSampler's epoch and seed, per-rank RNGs, ...).
+saved and restored with the rest (a DistributedSampler's epoch and seed, ...).
+
+Under torchrun every rank draws from its own RNG streams (seed + rank): after each epoch the ranks
+share theirs (`share_ranks_rng`), so rank 0's checkpoint holds every rank's, and a resumed rank
+continues from its own. A checkpoint of another world size is refused.
+
 A checkpoint payload holds only tensors, numbers, strings, lists and dicts, so it loads with
 `torch.load(weights_only=True)`.
 """
@@ -15,7 +20,7 @@ from typing import Any, Protocol
 from steps.training.contract import EpochRecord
 from steps.training.rng_state import RngSnapshot, capture_rng, restore_rng
 
-PAYLOAD_FORMAT_VERSION = 1
+PAYLOAD_FORMAT_VERSION = 2  # 2: "rng" is a list, one entry per rank, and "world_size" says how many
 OPTIMIZERS = ("adam", "sgd")
 
 
@@ -31,11 +36,15 @@ class TrainingState:
     optimizer: Any  # torch.optim.Optimizer
     data_order: Any  # torch.Generator: the shuffling of every epoch, seeded by the run's seed
     device: str
-    rng: RngSnapshot  # every RNG as it was when the last finished epoch ended (or before the first)
+    rng: RngSnapshot  # this process's RNGs as they were when the last finished epoch ended (or before the first)
     scheduler: Any = None  # a torch LR scheduler, stepped once per epoch
     epochs_completed: int = 0
     history: list[EpochRecord] = field(default_factory=list)
     extensions: dict[str, Stateful] = field(default_factory=dict)
+    rank: int = 0  # this process among torchrun's ranks (0 of 1 alone)
+    world_size: int = 1
+    #: Every rank's `rng`, indexed by rank, as shared after the last finished epoch (distributed runs only).
+    ranks_rng: list[RngSnapshot] = field(default_factory=list)
 
     @property
     def learning_rate(self) -> float:
@@ -49,7 +58,8 @@ class TrainingState:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "data_order": self.data_order.get_state(),
-            "rng": self.rng.to_payload(),
+            "world_size": self.world_size,
+            "rng": [snapshot.to_payload() for snapshot in self._every_ranks_rng()],
             "extensions": {name: ext.state_dict() for name, ext in self.extensions.items()},
         }
 
@@ -59,6 +69,7 @@ class TrainingState:
             raise ValueError(f"checkpoint format {payload.get('format_version')!r}, this trainer reads {PAYLOAD_FORMAT_VERSION}")
         if (payload["scheduler"] is None) != (self.scheduler is None):
             raise ValueError("checkpoint and run disagree on whether there is an LR scheduler")
+        own_rng = self._own_rng(payload)  # first: a checkpoint of another world size fits nothing else either
         missing = sorted(set(self.extensions) - set(payload["extensions"]))
         if missing:
             raise ValueError(f"checkpoint lacks the state of {', '.join(missing)}")
@@ -69,11 +80,33 @@ class TrainingState:
         self.data_order.set_state(payload["data_order"])
         for name, extension in self.extensions.items():
             extension.load_state_dict(payload["extensions"][name])
-        self.rng = RngSnapshot.from_payload(payload["rng"])
+        self.rng = own_rng
         self.epochs_completed = int(payload["epochs_completed"])
         self.history = list(history)
         if len(self.history) != self.epochs_completed:
             raise ValueError(f"checkpoint holds {len(self.history)} epoch records for {self.epochs_completed} epochs")
+
+    def _every_ranks_rng(self) -> list[RngSnapshot]:
+        if self.world_size == 1:
+            return [self.rng]
+        if len(self.ranks_rng) != self.world_size:
+            raise ValueError(f"the ranks' RNG streams were not shared ({len(self.ranks_rng)} of {self.world_size})")
+        return self.ranks_rng
+
+    def _own_rng(self, payload: dict[str, Any]) -> RngSnapshot:
+        world_size, streams = payload.get("world_size"), payload["rng"]
+        if world_size != self.world_size:
+            raise ValueError(
+                f"it was made by {world_size} processes and holds their RNG streams; this run has {self.world_size}, "
+                "so its epochs would not be the ones the checkpoint continues"
+            )
+        if not isinstance(streams, list) or len(streams) != world_size:
+            raise ValueError(f"it holds no RNG streams for each of its {world_size} processes")
+        return RngSnapshot.from_payload(streams[self.rank])
+
+    def share_ranks_rng(self, ranks_rng: list[RngSnapshot]) -> None:
+        """Every rank's `rng` after this epoch (gathered from all ranks), for rank 0's checkpoint."""
+        self.ranks_rng = list(ranks_rng)
 
     def end_epoch(self, record: EpochRecord) -> None:
         self.epochs_completed = record.epoch

@@ -7,7 +7,8 @@ from steps.lifecycle.register import RegisteredVersion
 from steps.tuning.study_record import StudyRecord
 
 
-def _value(value: Any) -> str:
+def param_value(value: Any) -> str:
+    """A parameter's value as the study table and TensorBoard's run names show it."""
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
@@ -48,7 +49,7 @@ def study_lines(record: StudyRecord, registered: RegisteredVersion | None = None
                 f"{trial.objective:.4f}" if trial.objective is not None else "-",
                 f"{trial.epochs_completed}/{record.epochs}",
                 f"{trial.wall_time_s:.1f}" if trial.wall_time_s is not None else "-",
-                *[_value(trial.params.get(name, "-")) for name in names],
+                *[param_value(trial.params.get(name, "-")) for name in names],
             ]
         )
     lines += _table(header, rows)

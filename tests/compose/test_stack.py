@@ -59,7 +59,8 @@ class ComposeStack:
         )
 
 
-def _env_values() -> dict[str, str]:
+def stack_env_values() -> dict[str, str]:
+    """A fresh .env: new secrets, and every published port on a port of its own (none of the defaults)."""
     token = lambda: secrets.token_urlsafe(18)  # noqa: E731 - URL-safe, as .env.example asks
     return {
         "POSTGRES_PASSWORD": token(),
@@ -73,6 +74,7 @@ def _env_values() -> dict[str, str]:
         "TRAINYARD_MINIO_OBJECT_LOCK_DAYS": "0",
         "TRAINYARD_EXECUTOR": "subprocess",
         "AIRFLOW_API_PORT": str(free_port()),
+        "TENSORBOARD_PORT": str(free_port()),
         "AIRFLOW_ADMIN_USER": "admin",
         "AIRFLOW_ADMIN_PASSWORD": token(),
         "AIRFLOW_FERNET_KEY": Fernet.generate_key().decode(),
@@ -113,7 +115,7 @@ def up(stack: ComposeStack, *args: str) -> None:
             pytest.fail(f"docker compose up {' '.join(args)} failed ({started.returncode}):\n{started.stderr[-3000:]}"
                         f"\n--- last lines of each service:\n{logs.stdout[-8000:]}")
         stack.compose("down", "--volumes", "--remove-orphans", timeout_s=600, check=False)
-        stack.write_env(_env_values())
+        stack.write_env(stack_env_values())
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +131,7 @@ def compose_stack() -> Iterator[ComposeStack]:
     ticker = subprocess.Popen(["bash", str(SCRIPT), "healthchecks", project], stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, start_new_session=True)
     stack = ComposeStack(project, socket, workdir / ".env", {})
-    stack.write_env(_env_values())
+    stack.write_env(stack_env_values())
     try:
         _wait_for_socket(socket, service)
         yield stack

@@ -22,6 +22,7 @@ import requests
 import trainyard.client
 from steps.lifecycle.plan import run_key_for
 from tests.e2e.airflow_api import AirflowClient
+from tests.trainer_kill import KillReport, kill_mid_epoch
 from trainyard.cli import main
 from trainyard.client.errors import (
     EXIT_BAD_CREDENTIALS,
@@ -101,8 +102,19 @@ def _trainer_pids(run_key: str) -> list[int]:
     return found
 
 
+@pytest.fixture(scope="module")
+def retraining_kill(stack_data) -> KillReport:
+    """kill -9 the retraining run's trainer in its epoch 3 (the watch test shows the retry and the resume).
+    Armed before the retraining DAG is first unpaused, which the cancel test does early, for wall time."""
+    from steps.store import open_store
+
+    return kill_mid_epoch(open_store(stack_data.store_settings), {}, epoch=3, timeout_s=RUN_TIMEOUT_S,
+                          run_id_prefix=f"{RETRAINING_DAG}-scheduled__")  # run_key_for's shape
+
+
 def _start_retraining(api: AirflowClient) -> None:
-    """Unpausing a retraining DAG makes the scheduler run its latest date at once (idempotent)."""
+    """Unpausing a retraining DAG makes the scheduler run its latest date at once (idempotent). Request
+    `retraining_kill` first: its killer must be waiting before the trainer starts."""
     api.wait_for_dag(RETRAINING_DAG)
     api.unpause(RETRAINING_DAG)
 
@@ -157,7 +169,7 @@ def test_errors_a_user_meets_are_one_line_each_with_their_own_exit_code(client_e
 
 
 def test_submit_then_cancel_stops_the_training_run_and_its_trainer_process(client_env, api, capsys, monkeypatch,
-                                                                          refusing_endpoint):
+                                                                          refusing_endpoint, retraining_kill):
     code, out, err = cli(capsys, "submit", "--dataset", "digits", "--algorithm", "digits-cnn", "--epochs", "200",
                          "--batch-size", "2", "--model-name", "client-e2e-long", "--unpause")
     assert code == 0, out + err
@@ -208,9 +220,13 @@ def test_submit_then_cancel_stops_the_training_run_and_its_trainer_process(clien
     assert "train failed: TrainerStopped: trainer 'digits-cnn' was stopped" in out
 
 
-def test_watch_to_success_logs_runs_and_a_backfill_that_replays_the_run_exactly(client_env, api, capsys):
+def test_watch_to_success_logs_runs_and_a_backfill_that_replays_the_run_exactly(client_env, api, capsys,
+                                                                                retraining_kill):
     # Unpausing a retraining DAG makes the scheduler run its latest date at once: the run to watch,
-    # and the registered model the backfill replays.
+    # and the registered model the backfill replays. Its trainer is killed (kill -9) in epoch 3: the
+    # watch shows the failure and that it will retry, then where the retry resumed; and the exact replay
+    # of the resumed model (trained from epoch 1) must still match its weights.
+    kill = retraining_kill
     _start_retraining(api)
     scheduled = _wait_until(lambda: next(iter(api.list_runs(RETRAINING_DAG, run_type="scheduled")), None),
                             RUN_TIMEOUT_S, f"{RETRAINING_DAG}'s scheduled run")
@@ -218,9 +234,17 @@ def test_watch_to_success_logs_runs_and_a_backfill_that_replays_the_run_exactly(
 
     code, out, err = cli(capsys, "status", run_id, "--watch")
     assert code == 0, out + err + api.explain_run(RETRAINING_DAG, run_id)
+    assert kill.done.wait(timeout=60) and kill.error is None, kill.error
     original = api.xcom(RETRAINING_DAG, run_id, "register")
     registered = f"{original['model_name']}@{original['version']}"
     assert "train: epoch 8/8: train_loss=" in out  # config/retraining.yaml: 8 epochs for intents
+    killed = "train on try 1 (trainer-exit, retryable): trainer 'intent-classification' exited with code -9"
+    assert "\ntrain: up_for_retry\n" in out and f"\ntrain: failed, will retry: {killed}\n" in out, out
+    resumed = re.search(r"^train: resumed: yes: at epoch (\d) from the checkpoint of epoch (\d) \(runs/\S+\)$", out, re.M)
+    assert resumed and int(resumed[1]) >= 3 and int(resumed[2]) == int(resumed[1]) - 1, out
+    # The final status: the resumed trainer's checkpoints, the resume, and the failure it recovered from.
+    assert "  training          : finished 8 of 8 epochs (last: " in out and "; newest checkpoint: epoch 8" in out
+    assert f"  earlier try failed: {killed}" in out
     assert f"\nrun success\nregistered {registered} (champion: yes)\n" in out, out
 
     code, out, _ = cli(capsys, "logs", run_id, "--task", "train")

@@ -12,21 +12,26 @@ from trainyard.cli.context import open_configured_store
 
 
 def _sources(store, args):
-    """Every run the arguments select; a new selector (e.g. --study) adds its runs here."""
+    """Every run the arguments select: named runs and models, each study's trials, and --all-runs."""
     from steps.lifecycle.run_refs import all_run_event_sources, event_sources_for
+    from steps.tuning.study_event_sources import study_event_sources
 
     sources = event_sources_for(store, args.refs, dag_id=args.dag)
+    studies = list(dict.fromkeys(args.study))
+    for study_id in studies:
+        sources += study_event_sources(store, study_id, prefix_study_id=len(studies) > 1)
     if args.all_runs:
-        named = {s.label for s in sources}
-        sources += [s for s in all_run_event_sources(store) if s.label not in named]
+        # A study's trial is not shown a second time under its run key.
+        shown = {s.label for s in sources} | {s.events_key for s in sources}
+        sources += [s for s in all_run_event_sources(store) if s.label not in shown and s.events_key not in shown]
     return sources
 
 
 def cmd_tensorboard(args) -> int:
     from steps.monitoring.tensorboard_logdir import TensorBoardLogdir, start_tensorboard
 
-    if not args.refs and not args.all_runs:
-        raise ValueError("name at least one MODEL@VERSION, MODEL, RUN_KEY or RUN_ID, or pass --all-runs")
+    if not args.refs and not args.all_runs and not args.study:
+        raise ValueError("name at least one MODEL@VERSION, MODEL, RUN_KEY or RUN_ID, or pass --study STUDY_ID or --all-runs")
     if args.port is not None and not 0 <= args.port <= 65535:
         raise ValueError(f"--port must be 0-65535, got {args.port}")
     if not args.refresh_s > 0:
@@ -64,6 +69,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("refs", nargs="*", metavar="REF",
                    help="MODEL@VERSION, MODEL (its champion), a run key, or an Airflow run id of --dag")
+    p.add_argument("--study", action="append", default=[], metavar="STUDY_ID",
+                   help="also every trial of this hyperparameter study (`trainyard study`), each named by its number, "
+                   "status and parameters; repeatable (default: none)")
     p.add_argument("--all-runs", action="store_true", help="also every run in the store that wrote events (default: only the named ones)")
     p.add_argument("--dag", default="training_pipeline", help="DAG whose run ids REF may name (default: %(default)s)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")

@@ -7,9 +7,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from steps.lifecycle.run_progress import EpochRecord
+from steps.lifecycle.run_status import RunStatus as StoredRunStatus
 
 TERMINAL_RUN_STATES = frozenset({"success", "failed"})
 FAILED_TASK_STATES = frozenset({"failed"})
+RETRY_TASK_STATES = frozenset({"up_for_retry"})  # failed, and Airflow will try again
 # Task states that will not change any more.
 FINISHED_TASK_STATES = frozenset({"success", "failed", "skipped", "upstream_failed", "removed"})
 
@@ -73,10 +75,15 @@ class RunStatus(BaseModel):
     store_note: str | None = None  # why the store's records could not be read from here
     failures: dict[str, str] = {}  # task -> why it failed, one line
     outcome: RunOutcome | None = None
+    # What the run's steps stored: training progress, newest checkpoint, resume, each failure's kind.
+    stored: StoredRunStatus | None = None
 
     @property
     def finished(self) -> bool:
         return self.state in TERMINAL_RUN_STATES
+
+    def tasks_in(self, states: frozenset[str]) -> list[str]:
+        return [t.task_id for t in self.tasks if t.state in states]
 
     def task(self, task_id: str) -> TaskState | None:
         return next((t for t in self.tasks if t.task_id == task_id), None)

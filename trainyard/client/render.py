@@ -2,7 +2,17 @@
 from __future__ import annotations
 
 from steps.lifecycle.run_progress import EpochRecord
-from trainyard.client.records import BackfillDate, BackfillReport, CancelResult, RunStatus, RunSummary, TaskState
+from steps.lifecycle.run_status import failure_lines, resume_line, training_lines
+from trainyard.client.records import (
+    FAILED_TASK_STATES,
+    RETRY_TASK_STATES,
+    BackfillDate,
+    BackfillReport,
+    CancelResult,
+    RunStatus,
+    RunSummary,
+    TaskState,
+)
 
 DAY_WIDTH = 10
 
@@ -31,9 +41,23 @@ def task_line(task: TaskState, status: RunStatus) -> str:
     return text.rstrip()
 
 
+def _stored_failure_lines(status: RunStatus, steps: set[str] | None = None) -> list[str]:
+    """The store's failure records of steps that did not end failed: a task Airflow will try again
+    (`failed, will retry`, with the kind) and one a later try recovered (`earlier try failed`). A task
+    that ended failed keeps its one summary line in `status.failures`."""
+    if status.stored is None:
+        return []
+    ended_failed = status.tasks_in(FAILED_TASK_STATES)
+    keep = [f for f in status.stored.failures if f.step not in ended_failed and (steps is None or f.step in steps)]
+    stored = status.stored.model_copy(update={"failures": keep})
+    return failure_lines(stored, ended_failed=ended_failed, retrying=status.tasks_in(RETRY_TASK_STATES))
+
+
 def status_lines(status: RunStatus) -> list[str]:
     lines = [f"{status.dag_id} run {status.run_id}: {status.state}", f"  {status.url}"]
     lines += [task_line(task, status) for task in status.tasks]
+    if status.stored is not None:
+        lines += training_lines(status.stored) + _stored_failure_lines(status)
     lines += [f"  {reason}" for reason in status.failures.values()]
     if status.store_note:
         lines.append(f"  ({status.store_note})")
@@ -52,8 +76,14 @@ def changes(before: RunStatus | None, after: RunStatus) -> list[str]:
             tail = f" ({_duration(task.duration_s)})" if task.state in ("success", "failed") and task.duration_s else ""
             retry = f" try {task.try_number}" if task.try_number > 1 else ""
             lines.append(f"{task.task_id}: {task.state}{retry}{tail}")
+            if task.state in RETRY_TASK_STATES:
+                lines += [f"{task.task_id}: {line.strip()}" for line in _stored_failure_lines(after, {task.task_id})]
     for epoch in after.epochs[len(before.epochs) if before else 0:]:
         lines.append(f"train: {epoch_line(after, epoch)}")
+    resumed = after.stored.training.resumed if after.stored and after.stored.training else None
+    resumed_before = before.stored.training.resumed if before and before.stored and before.stored.training else None
+    if resumed is not None and resumed_before is None:
+        lines.append(f"train: resumed: {resume_line(resumed)}")
     if after.store_note and (before is None or before.store_note != after.store_note):
         lines.append(f"({after.store_note})")
     if after.finished:

@@ -106,6 +106,7 @@ class RunWatcher:
         dag_id, state = run.dag_id, run.state.value
         tasks = task_states(s, dag_id, run_id)
         progress, store_note = self.store.progress(dag_id, run_id)
+        stored = self.store.run_status(dag_id, run_id) if progress is not None else None
         failures = {}
         for task in tasks:
             if task.state not in FAILED_TASK_STATES:
@@ -129,6 +130,7 @@ class RunWatcher:
             store_note=store_note,
             failures=failures,
             outcome=outcome,
+            stored=stored,
         )
 
     def _planned_epochs(self, dag_id: str, run_id: str, tasks: list[TaskState]) -> int | None:
@@ -158,7 +160,8 @@ class RunWatcher:
             current = self.status(run_id, dag_id)
             dag_id = current.dag_id
             fingerprint = (current.state, [(t.task_id, t.state, t.try_number) for t in current.tasks],
-                           len(current.epochs), current.store_note, current.outcome)
+                           len(current.epochs), current.store_note, current.outcome,
+                           current.stored.training if current.stored else None)
             if fingerprint != last:
                 last = fingerprint
                 yield current

@@ -1,4 +1,5 @@
-"""The store as seen from the client's machine: a running trainer's epochs and why steps failed.
+"""The store as seen from the client's machine: a running trainer's epochs, its checkpoints and resume,
+and why steps failed.
 
 The client reads the store its own settings name (TRAINYARD_STORE, TRAINYARD_MINIO_*, or the
 local TRAINYARD_HOME). From a laptop that cannot reach the service's store, status says so and
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from steps.lifecycle.plan import run_key_for
 from steps.lifecycle.run_progress import RunProgress, read_run_progress
+from steps.lifecycle.run_status import RunStatus, read_run_status
 from steps.store import ArtifactStore, StoreError, StoreSettings
 
 # A reader polls: fail fast rather than retry the way a pipeline step does.
@@ -60,3 +62,12 @@ class StoreReadout:
             return read_run_progress(self._open(), run_key_for(dag_id, run_id)), None
         except (StoreError, OSError, ValueError) as exc:  # ValueError: a bad TRAINYARD_* setting
             return None, f"store not reachable from here ({exc}); showing what Airflow knows"
+
+    def run_status(self, dag_id: str, run_id: str) -> RunStatus | None:
+        """What the run's steps stored, read the way `trainyard lineage` reads it (steps/lifecycle/run_status.py):
+        training progress, newest checkpoint, resume, failure kinds. None where the store cannot be read
+        (`progress` says why)."""
+        try:
+            return read_run_status(self._open(), run_key_for(dag_id, run_id))
+        except (StoreError, OSError, ValueError):
+            return None
