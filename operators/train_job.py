@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.cncf.kubernetes.operators.job import KubernetesJobOperator
 from airflow.providers.common.compat.sdk import AirflowException
 from kubernetes.client import models as k8s
+from kubernetes.client.exceptions import ApiException
 
 from operators.failure_recording import recording_failure
 from operators.retry_policy import retrying_only_what_can_succeed
@@ -30,7 +31,9 @@ from steps.kubernetes.indexed_job import (
     indexed_job_name,
     render_indexed_job,
 )
+from steps.kubernetes.pod_failure import api_error_line
 from steps.kubernetes.pod_spec import TRAINER_CONTAINER, label_value, placement_for
+from steps.lifecycle.run_failure import one_line
 
 if TYPE_CHECKING:
     from steps.lifecycle.plan import RunPlan
@@ -97,7 +100,11 @@ class TrainerJobOperator(KubernetesJobOperator):
     def build_pod_request_obj(self, context: Any = None, *, dry_run: bool = False) -> k8s.V1Pod:
         self.rendered = self.rendered or self.render()
         template = self.rendered.job.spec.template
-        self.full_pod_spec = k8s.V1Pod(metadata=copy.deepcopy(template.metadata), spec=copy.deepcopy(template.spec))
+        metadata = copy.deepcopy(template.metadata)
+        # A Job's pod template names no namespace; without one the provider looks for the Job's pods
+        # in "default" (and is refused there), not in the team namespace the Job runs in.
+        metadata.namespace = self.rendered.job.metadata.namespace
+        self.full_pod_spec = k8s.V1Pod(metadata=metadata, spec=copy.deepcopy(template.spec))
         return super().build_pod_request_obj(context, dry_run=dry_run)
 
     def build_job_request_obj(self, context: Any = None, *, dry_run: bool = False) -> k8s.V1Job:
@@ -145,7 +152,9 @@ class TrainerJobOperator(KubernetesJobOperator):
             except Exception as exc:
                 failure = self.describe_failure(run)
                 self._finish(succeeded=False)
-                raise TrainerJobFailed(failure or str(exc)) from None
+                # No pod of the Job ended (refused, never scheduled, ...): the provider's own error says why.
+                said = api_error_line(exc) if isinstance(exc, ApiException) else one_line(str(exc))
+                raise TrainerJobFailed(failure or f"the Job of trainer {run.algorithm!r} did not run: {said}") from None
             self._finish(succeeded=True)
             return self._trainer_result(xcom)
 
@@ -186,6 +195,8 @@ class TrainerJobOperator(KubernetesJobOperator):
             ).items
         except Exception as exc:  # noqa: BLE001 - the Job's own error is reported instead
             self.log.warning("could not list the pods of Job %s/%s: %s", namespace, name, exc)
+            return ""
+        if not any(_terminated(pod) for pod in pods):
             return ""
         logs = {_completion_index(pod): self._pod_log(pod) for pod in pods}
         exit_code = next((code for pod in pods if (code := _exit_code(pod))), 1)

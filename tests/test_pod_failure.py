@@ -12,7 +12,7 @@ import pytest
 from kubernetes.client import models as k8s
 from kubernetes.client.exceptions import ApiException
 
-from steps.kubernetes.pod_failure import deleted_pod_failure, pod_failure, quota_refusal
+from steps.kubernetes.pod_failure import api_error_line, deleted_pod_failure, pod_failure, quota_refusal
 from steps.lifecycle.run_failure import RETRYABLE_BY_KIND
 
 
@@ -92,3 +92,11 @@ def test_a_quota_refusal_names_the_quota_and_is_retried_only_if_waiting_can_help
 def test_other_api_errors_are_not_quota_refusals():
     assert quota_refusal(_forbidden('pods "x" is forbidden: violates PodSecurity "restricted"'), "trainyard") is None
     assert quota_refusal(ApiException(status=500, reason="boom"), "trainyard") is None
+
+
+def test_an_api_refusal_is_one_line_with_its_status_and_message_not_the_http_dump():
+    message = 'pods is forbidden: User "system:serviceaccount:airflow:airflow-worker-default" cannot list resource "pods"'
+    error = _forbidden(message)
+    assert "HTTP response body" in str(error)  # what the exception itself prints, over several lines
+    assert api_error_line(error) == f"403 Forbidden: {message}"
+    assert api_error_line(ApiException(status=500, reason="Internal Server Error")) == "500 Internal Server Error"

@@ -110,6 +110,16 @@ def pod_failure(pod: k8s.V1Pod, container: str, log_lines: Sequence[str] = ()) -
     return PodFailure(kind="error", reason=f"trainer pod {_ref(pod)} failed (phase {status.phase})")
 
 
+def api_error_line(error: ApiException) -> str:
+    """The API server's refusal in one line ("403 Forbidden: pods is forbidden: ..."), not the HTTP dump."""
+    try:
+        message = json.loads(error.body or "{}").get("message", "")
+    except (ValueError, AttributeError):
+        message = str(error.body or "")
+    line = f"{error.status} {error.reason}" + (f": {message}" if message else "")
+    return " ".join(line.split())
+
+
 def quota_refusal(error: ApiException, namespace: str) -> PodFailure | None:
     """The API server's "exceeded quota" refusal of a pod, naming the quota; None for other errors."""
     if error.status != 403:
