@@ -5,6 +5,7 @@ import json
 import os
 import sqlite3
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -56,9 +57,13 @@ class AssetKey:
 def test_retraining_plan_takes_the_dataset_hash_from_the_newest_triggering_event():
     asset = AssetKey(uri=dataset_asset_uri("digits"))
     other = AssetKey(uri=dataset_asset_uri("intents"))
+    def event(dataset_hash: str, minute: int) -> SimpleNamespace:
+        return SimpleNamespace(extra={"dataset_hash": dataset_hash}, timestamp=datetime(2026, 1, 27, 3, minute, tzinfo=UTC))
+
+    # Batched events arrive in no defined order (the e2e tier once got the older one last).
     context = {"triggering_asset_events": {
-        other: [SimpleNamespace(extra={"dataset_hash": "i" * 64})],
-        asset: [SimpleNamespace(extra={"dataset_hash": "a" * 64}), SimpleNamespace(extra={"dataset_hash": "b" * 64})],
+        other: [event("i" * 64, 59)],
+        asset: [event("b" * 64, 30), event("a" * 64, 5), SimpleNamespace(extra={}, timestamp=datetime(2026, 1, 28, tzinfo=UTC))],
     }}
     assert triggering_dataset_hash(context, "digits") == "b" * 64
     assert triggering_dataset_hash({"triggering_asset_events": {}}, "digits") is None
