@@ -74,11 +74,11 @@ def augmented_digits(root: Path, examples: int, seed: int = 0) -> Path:
     return root
 
 
-def job_for(run_id: str, dataset_hash: str, epochs: int, shape: TrainingShape) -> TrainingJob:
+def job_for(run_id: str, dataset_hash: str, epochs: int, shape: TrainingShape, batch_size: int) -> TrainingJob:
     return TrainingJob(
         run_id=run_id, algorithm="digits-cnn", dataset_name="digits", dataset_hash=dataset_hash,
         dataset_snapshot_key=snapshot_key("digits", dataset_hash), output_prefix=RunLayout(run_id).train.prefix, seed=7, split_seed=20260101,
-        test_fraction=0.2, hyperparameters={"epochs": epochs, "learning_rate": 0.005, "batch_size": 64},
+        test_fraction=0.2, hyperparameters={"epochs": epochs, "learning_rate": 0.005, "batch_size": batch_size},
         num_threads=1, device="cpu", nodes=shape.nodes, procs_per_node=shape.procs_per_node,
     )
 
@@ -112,6 +112,8 @@ def main() -> int:
     parser.add_argument("--examples", type=int, default=50_000)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=64,
+                        help="per process (the registry's digits-cnn default: %(default)s); the probes keep 64")
     parser.add_argument("--probe-steps", type=int, default=200)
     parser.add_argument("--probe-examples", type=int, default=8000)
     parser.add_argument("--json", type=Path)
@@ -127,7 +129,8 @@ def main() -> int:
         shapes = {"1 process": TrainingShape(), "DDP, 1 process": TrainingShape(), "DDP, 2 processes": TrainingShape(procs_per_node=2)}
         for repeat in range(args.repeats):
             for variant in VARIANTS:
-                job = job_for(f"bench-{repeat}-{VARIANTS.index(variant)}", snapshot.dataset_hash, args.epochs, shapes[variant])
+                job = job_for(f"bench-{repeat}-{VARIANTS.index(variant)}", snapshot.dataset_hash, args.epochs, shapes[variant],
+                              args.batch_size)
                 started = time.perf_counter()
                 result = train(variant, job, settings, work)
                 measured[variant] += samples_per_s(store, job, result)
@@ -143,7 +146,7 @@ def main() -> int:
     in_process_overhead = statistics.median(p["overhead"] for p in overhead_probes)
     agreement = statistics.median(p["agreement_cost"] for p in agreement_probes)
     report = {
-        "examples": args.examples, "epochs": args.epochs, "repeats": args.repeats, "cpus": os.cpu_count(),
+        "examples": args.examples, "epochs": args.epochs, "repeats": args.repeats, "batch_size": args.batch_size, "cpus": os.cpu_count(),
         "load_average_before": load_before, "load_average_after": os.getloadavg(),
         "samples_per_s": {v: statistics.median(measured[v]) for v in VARIANTS},
         "speed_up_2_vs_1": two / one, "ddp_world_size_1_overhead": 1 - ddp_one / one,
