@@ -146,7 +146,7 @@ def failure_lines(
     lines = []
     for failure in status.failures:
         recovered = failure.step in status.succeeded_after_failure or (
-            ended_failed is not None and failure.step not in ended_failed and failure.step not in retrying
+            ended_failed is not None and failure.step not in ended_failed
         )
         if failure.step in retrying:
             label, retry = "failed, will retry", "retryable"

@@ -76,7 +76,7 @@ def delete_pod_after_checkpoint(core_v1, namespace: str, store: ArtifactStore, b
     def run() -> None:
         deadline = time.monotonic() + DELETE_TIMEOUT_S
         try:
-            while not (_checkpointed_epochs(store) and _checkpointed_epochs(store)[-1] >= epoch):
+            while max(_checkpointed_epochs(store), default=0) < epoch:
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"no checkpoint of epoch {epoch} after {DELETE_TIMEOUT_S}s")
                 time.sleep(POLL_S)
